@@ -1,0 +1,302 @@
+"""Alpha Vantage client: one HTTP call per quote request, parsed into Quote records.
+
+Alpha Vantage answers almost every failure with HTTP 200 and a JSON body ("Note",
+"Information", "Error Message", an empty "Global Quote"), so each of those is recognised and
+raised as its own error kind; none of them is ever returned as a quote.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+
+from redact import redact
+
+GLOBAL_QUOTE = "GLOBAL_QUOTE"
+TIME_SERIES_INTRADAY = "TIME_SERIES_INTRADAY"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One price observation: a global quote or one intraday bar, times in UTC."""
+
+    symbol: str
+    ts: datetime
+    price: float
+    open: float
+    high: float
+    low: float
+    volume: int
+    source: str
+    fetched_at: datetime
+    change: float | None = None
+    change_percent: float | None = None
+    trading_day: str | None = None
+
+
+class ApiError(Exception):
+    """Base of every Alpha Vantage failure. `transient` errors are retried after a back-off."""
+
+    kind = "API error"
+    transient = False
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{self.kind}: {detail}")
+        self.detail = detail
+
+    def redact(self, secrets: list[str]) -> None:
+        """Remove secrets that the server echoed back from this error's text."""
+        self.detail = redact(self.detail, secrets)
+        self.args = (f"{self.kind}: {self.detail}",)
+
+
+class ApiHttpError(ApiError):
+    kind = "HTTP error"
+    transient = True
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"status {status} {detail}".strip())
+        self.status = status
+
+
+class ApiTimeout(ApiError):
+    kind = "timeout"
+    transient = True
+
+
+class ApiUnreachable(ApiError):
+    kind = "connection failed"
+    transient = True
+
+
+class ApiNotJson(ApiError):
+    kind = "response is not JSON"
+    transient = True
+
+
+class ApiThrottled(ApiError):
+    """A "Note" or rate-limit "Information" body: we called too often."""
+
+    kind = "rate limited"
+    transient = True
+
+
+class ApiDailyLimit(ApiThrottled):
+    """The daily allowance is spent; only the next day helps."""
+
+    kind = "daily limit reached"
+
+
+class ApiNotice(ApiError):
+    """An "Information" body that is not about rates: demo key misuse, premium-only request."""
+
+    kind = "request refused"
+
+
+class ApiCallError(ApiError):
+    """An "Error Message" body: invalid symbol or call."""
+
+    kind = "invalid call"
+
+
+class ApiKeyError(ApiCallError):
+    kind = "API key rejected"
+
+
+class UnknownSymbol(ApiError):
+    kind = "unknown symbol"
+
+
+class BadPayload(ApiError):
+    """The body looked like data but a field is missing or not a number."""
+
+    kind = "malformed payload"
+
+
+def _number(record: dict[str, Any], key: str) -> float:
+    if key not in record:
+        raise BadPayload(f"field {key!r} is missing")
+    try:
+        value = float(str(record[key]).strip().rstrip("%"))
+    except ValueError:
+        raise BadPayload(f"field {key!r} is not a number: {str(record[key])[:40]!r}") from None
+    if not math.isfinite(value):
+        raise BadPayload(f"field {key!r} is not finite: {record[key]!r}")
+    return value
+
+
+def _volume(record: dict[str, Any], key: str) -> int:
+    value = _number(record, key)
+    if value < 0 or value != int(value):
+        raise BadPayload(f"field {key!r} is not a whole non-negative number: {record[key]!r}")
+    return int(value)
+
+
+def _price(record: dict[str, Any], key: str) -> float:
+    value = _number(record, key)
+    if value <= 0:
+        raise BadPayload(f"field {key!r} is not a positive price: {record[key]!r}")
+    return value
+
+
+def check_for_error_body(payload: Any) -> None:
+    """Raise the error kind that a notice, limit or error body stands for."""
+    if not isinstance(payload, dict):
+        raise BadPayload(f"expected a JSON object, got {type(payload).__name__}")
+    if "Error Message" in payload:
+        message = str(payload["Error Message"])
+        raise (ApiKeyError if "apikey" in message.lower() else ApiCallError)(message)
+    for key in ("Note", "Information"):
+        if key in payload:
+            message = str(payload[key])
+            lowered = message.lower()
+            if "per day" in lowered and "rate limit is" in lowered:
+                raise ApiDailyLimit(message)
+            if key == "Note" or "sparingly" in lowered or "call frequency" in lowered:
+                raise ApiThrottled(message)
+            raise ApiNotice(message)
+
+
+def parse_global_quote(payload: Any, symbol: str, fetched_at: datetime) -> Quote:
+    """A GLOBAL_QUOTE body as a Quote stamped with the fetch time (the API names only the day)."""
+    check_for_error_body(payload)
+    record = payload.get("Global Quote")
+    if record is None:
+        raise BadPayload("no 'Global Quote' in the response")
+    if not isinstance(record, dict):
+        raise BadPayload("'Global Quote' is not an object")
+    if not record:
+        raise UnknownSymbol(f"Alpha Vantage has no quote for {symbol}")
+    trading_day = str(record.get("07. latest trading day", "")).strip()
+    try:
+        date.fromisoformat(trading_day)
+    except ValueError:
+        raise BadPayload(f"field '07. latest trading day' is not a date: {trading_day[:40]!r}") from None
+    has_change = "09. change" in record
+    has_percent = "10. change percent" in record
+    return Quote(
+        symbol=symbol,
+        ts=fetched_at,
+        price=_price(record, "05. price"),
+        open=_price(record, "02. open"),
+        high=_price(record, "03. high"),
+        low=_price(record, "04. low"),
+        volume=_volume(record, "06. volume"),
+        source=GLOBAL_QUOTE,
+        fetched_at=fetched_at,
+        change=_number(record, "09. change") if has_change else None,
+        change_percent=_number(record, "10. change percent") if has_percent else None,
+        trading_day=trading_day,
+    )
+
+
+def eastern_to_utc(naive: str, zone_name: str) -> datetime:
+    """Convert the API's naive local timestamp in `zone_name` to an aware UTC datetime.
+
+    zoneinfo applies the offset in force on that date, so daylight-saving changes are right.
+    Bars never fall in the repeated autumn hour (trading is 04:00-20:00), so fold=0 is safe.
+    """
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadPayload(f"unknown time zone {zone_name!r}") from None
+    try:
+        local = datetime.fromisoformat(naive.strip())
+    except ValueError:
+        raise BadPayload(f"timestamp {naive[:40]!r} does not parse") from None
+    if local.tzinfo is not None:
+        return local.astimezone(UTC)
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def parse_intraday(payload: Any, symbol: str, fetched_at: datetime) -> list[Quote]:
+    """A TIME_SERIES_INTRADAY body as Quotes in time order, oldest first."""
+    check_for_error_body(payload)
+    meta = payload.get("Meta Data")
+    series_key = next((key for key in payload if key.startswith("Time Series (")), None)
+    if not isinstance(meta, dict) or series_key is None:
+        raise BadPayload("no 'Meta Data' or 'Time Series' in the response")
+    zone_name = next((str(value) for key, value in meta.items() if key.endswith("Time Zone")), None)
+    if zone_name is None:
+        raise BadPayload("'Meta Data' has no time zone")
+    series = payload[series_key]
+    if not isinstance(series, dict):
+        raise BadPayload(f"{series_key!r} is not an object")
+    quotes = []
+    for stamp, bar in series.items():
+        if not isinstance(bar, dict):
+            raise BadPayload(f"bar {stamp[:40]!r} is not an object")
+        quotes.append(Quote(
+            symbol=symbol,
+            ts=eastern_to_utc(stamp, zone_name),
+            price=_price(bar, "4. close"),
+            open=_price(bar, "1. open"),
+            high=_price(bar, "2. high"),
+            low=_price(bar, "3. low"),
+            volume=_volume(bar, "5. volume"),
+            source=TIME_SERIES_INTRADAY,
+            fetched_at=fetched_at,
+        ))
+    quotes.sort(key=lambda quote: quote.ts)
+    return quotes
+
+
+class AlphaVantageClient:
+    """Makes one request per call; knows the API key but never lets it into a message."""
+
+    def __init__(self, api_key: str, base_url: str, function: str = GLOBAL_QUOTE, interval: str = "5min",
+                 entitlement: str = "", timeout: tuple[float, float] = (5.0, 20.0),
+                 session: requests.Session | None = None) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.function = function
+        self.interval = interval
+        self.entitlement = entitlement
+        self.timeout = timeout
+        self._session = session or requests.Session()
+
+    def _params(self, symbol: str) -> dict[str, str]:
+        params = {"function": self.function, "symbol": symbol, "datatype": "json"}
+        if self.function == TIME_SERIES_INTRADAY:
+            params |= {"interval": self.interval, "outputsize": "compact"}
+        if self.entitlement:
+            params["entitlement"] = self.entitlement
+        params["apikey"] = self._api_key
+        return params
+
+    def _redact(self, text: str) -> str:
+        return redact(text, [self._api_key])
+
+    def fetch_payload(self, symbol: str) -> Any:
+        """GET the symbol's data and return the decoded JSON, or raise the matching ApiError."""
+        try:
+            response = self._session.get(self.base_url, params=self._params(symbol), timeout=self.timeout)
+        except requests.Timeout:
+            raise ApiTimeout(f"no answer from {self.base_url} within {self.timeout[1]:g}s") from None
+        except requests.RequestException as exc:
+            raise ApiUnreachable(self._redact(f"{self.base_url}: {type(exc).__name__}")) from None
+        if response.status_code != 200:
+            raise ApiHttpError(response.status_code, response.reason or "")
+        try:
+            return response.json()
+        except ValueError:
+            start = response.text[:60].replace("\n", " ").strip()
+            raise ApiNotJson(self._redact(f"body starts with {start!r}")) from None
+
+    def fetch_quotes(self, symbol: str) -> list[Quote]:
+        """The symbol's current quote (GLOBAL_QUOTE) or its recent bars (TIME_SERIES_INTRADAY)."""
+        payload = self.fetch_payload(symbol)
+        fetched_at = datetime.now(UTC)
+        try:
+            if self.function == TIME_SERIES_INTRADAY:
+                return parse_intraday(payload, symbol, fetched_at)
+            return [parse_global_quote(payload, symbol, fetched_at)]
+        except ApiError as exc:
+            # The API puts the key into some of its own messages ("We have detected your API key as ...").
+            exc.redact([self._api_key])
+            raise

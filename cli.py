@@ -1,0 +1,46 @@
+"""What both scripts share at the top level: exit codes, one-line errors, stop signals, settings."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import signal
+import sys
+import threading
+
+from config import ConfigError, Settings, load_settings, overrides_from
+from redact import configure_logging
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1
+    BAD_CONFIG = 2
+    STORAGE = 3  # the database or the producer's state file cannot be used
+    INTERRUPTED = 130
+
+
+def print_error(prog: str, message: str) -> None:
+    """The one line a user sees for an expected failure."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM both ask for a clean stop: finish the current step, then exit 0."""
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
+    """Load settings and configure logging; print the problem and return None when they are bad."""
+    try:
+        settings = load_settings(overrides_from(args), env_file=args.env_file)
+    except ConfigError as exc:
+        print_error(prog, str(exc))
+        return None
+    configure_logging(settings.log_level, [settings.api_key, settings.sasl_password])
+    return settings

@@ -1,0 +1,233 @@
+"""Settings: read once from the environment, a `.env` file and CLI flags into one frozen object.
+
+Precedence, highest first: CLI flag, environment variable, `.env` file, default. Only this
+module reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
+FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
+INTERVALS = ("1min", "5min", "15min", "30min", "60min")
+ENTITLEMENTS = ("", "realtime", "delayed")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,19}")
+
+# name, default, meaning: the single list behind --help; .env.example and the README repeat it.
+SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
+    ("ALPHAVANTAGE_API_KEY", "demo", "Alpha Vantage API key (secret; 'demo' serves IBM only)"),
+    ("ALPHAVANTAGE_BASE_URL", DEFAULT_BASE_URL, "query endpoint (tests point it at a local stand-in)"),
+    ("STOCK_SYMBOLS", "IBM", "comma-separated symbols, e.g. IBM,MSFT,BRK.B,TSCO.LON"),
+    ("ALPHAVANTAGE_FUNCTION", "GLOBAL_QUOTE", "GLOBAL_QUOTE or TIME_SERIES_INTRADAY"),
+    ("ALPHAVANTAGE_INTERVAL", "5min", "intraday bar size: 1min, 5min, 15min, 30min or 60min"),
+    ("ALPHAVANTAGE_ENTITLEMENT", "", "premium keys only: realtime or delayed (empty: end-of-day data)"),
+    ("ALPHAVANTAGE_TIMEOUT", "20", "seconds to wait for an API answer before retrying later"),
+    ("REQUESTS_PER_MINUTE", "5", "API calls allowed in any 60 s window (also spaces calls >= 1 s apart)"),
+    ("REQUESTS_PER_DAY", "25", "API calls allowed per UTC day (25 on the free tier)"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
+    ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
+    ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
+    ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    ("KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"),
+    ("KAFKA_SASL_USERNAME", "", "SASL user name"),
+    ("KAFKA_SASL_PASSWORD", "", "SASL password (secret)"),
+    ("KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates (with SSL)"),
+    ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
+    ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
+    ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+DEFAULTS = {name: default for name, default, _ in SETTINGS_HELP}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the scripts need; each field is filled from the variable named in SETTINGS_HELP."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+    symbols: tuple[str, ...]
+    function: str
+    interval: str
+    entitlement: str
+    api_timeout: float
+    requests_per_minute: int
+    requests_per_day: int
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str = field(repr=False)
+    ssl_cafile: str
+    db_path: Path
+    state_path: Path
+    log_level: str
+
+    def kafka_security(self) -> dict[str, str]:
+        """kafka-python keyword arguments for the cluster's security settings (empty for PLAINTEXT)."""
+        options: dict[str, str] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options |= {"sasl_mechanism": self.sasl_mechanism,
+                        "sasl_plain_username": self.sasl_username,
+                        "sasl_plain_password": self.sasl_password}
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    """Split, upper-case and validate a comma-separated symbol list, keeping order, dropping repeats."""
+    symbols: list[str] = []
+    for raw in text.split(","):
+        symbol = raw.strip().upper()
+        if not symbol:
+            continue
+        if not SYMBOL_PATTERN.fullmatch(symbol):
+            raise ConfigError("STOCK_SYMBOLS", f"{raw.strip()!r} is not a valid symbol "
+                                               "(letters, digits, '.' and '-', at most 20)")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise ConfigError("STOCK_SYMBOLS", "no symbols given")
+    return tuple(symbols)
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(name, f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ConfigError(name, f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_number(name: str, text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(name, f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(name, f"must be a positive number of seconds, got {text.strip()}")
+    return value
+
+
+def _choice(name: str, text: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    value = text.strip().upper() if upper else text.strip()
+    if value not in choices:
+        allowed = ", ".join(choice or "empty" for choice in choices)
+        raise ConfigError(name, f"{text!r} is not one of {allowed}")
+    return value
+
+
+def _non_empty(name: str, text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ConfigError(name, "must not be empty")
+    return value
+
+
+def _base_url(text: str) -> str:
+    value = _non_empty("ALPHAVANTAGE_BASE_URL", text)
+    if not re.match(r"https?://[^/\s]+", value):
+        raise ConfigError("ALPHAVANTAGE_BASE_URL", f"{value!r} is not an http(s) URL")
+    return value
+
+
+def load_settings(overrides: Mapping[str, str | None] | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  env_file: str | Path | None = ".env") -> Settings:
+    """Build Settings from overrides (CLI), then environ, then the .env file, then defaults."""
+    environ = os.environ if environ is None else environ
+    from_file = dotenv_values(env_file) if env_file and Path(env_file).is_file() else {}
+    values: dict[str, str] = {}
+    for name in DEFAULTS:
+        chosen = (overrides or {}).get(name)
+        if chosen is None:
+            chosen = environ.get(name)
+        if chosen is None:
+            chosen = from_file.get(name)
+        values[name] = DEFAULTS[name] if chosen is None else chosen
+
+    security_protocol = _choice("KAFKA_SECURITY_PROTOCOL", values["KAFKA_SECURITY_PROTOCOL"],
+                                SECURITY_PROTOCOLS, upper=True)
+    sasl_mechanism = _choice("KAFKA_SASL_MECHANISM", values["KAFKA_SASL_MECHANISM"], SASL_MECHANISMS,
+                             upper=True)
+    if security_protocol.startswith("SASL") and not sasl_mechanism:
+        raise ConfigError("KAFKA_SASL_MECHANISM", f"must be set when KAFKA_SECURITY_PROTOCOL is {security_protocol}")
+    return Settings(
+        api_key=_non_empty("ALPHAVANTAGE_API_KEY", values["ALPHAVANTAGE_API_KEY"]),
+        base_url=_base_url(values["ALPHAVANTAGE_BASE_URL"]),
+        symbols=parse_symbols(values["STOCK_SYMBOLS"]),
+        function=_choice("ALPHAVANTAGE_FUNCTION", values["ALPHAVANTAGE_FUNCTION"], FUNCTIONS, upper=True),
+        interval=_choice("ALPHAVANTAGE_INTERVAL", values["ALPHAVANTAGE_INTERVAL"], INTERVALS),
+        entitlement=_choice("ALPHAVANTAGE_ENTITLEMENT", values["ALPHAVANTAGE_ENTITLEMENT"], ENTITLEMENTS),
+        api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
+        requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
+        requests_per_day=_positive_int("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
+        bootstrap_servers=_non_empty("KAFKA_BOOTSTRAP_SERVERS", values["KAFKA_BOOTSTRAP_SERVERS"]),
+        topic=_topic(values["KAFKA_TOPIC"]),
+        group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
+        security_protocol=security_protocol,
+        sasl_mechanism=sasl_mechanism,
+        sasl_username=values["KAFKA_SASL_USERNAME"].strip(),
+        sasl_password=values["KAFKA_SASL_PASSWORD"],
+        ssl_cafile=values["KAFKA_SSL_CAFILE"].strip(),
+        db_path=Path(_non_empty("DB_PATH", values["DB_PATH"])),
+        state_path=Path(_non_empty("PRODUCER_STATE_PATH", values["PRODUCER_STATE_PATH"])),
+        log_level=_choice("LOG_LEVEL", values["LOG_LEVEL"], LOG_LEVELS, upper=True),
+    )
+
+
+def _topic(text: str) -> str:
+    value = _non_empty("KAFKA_TOPIC", text)
+    # Kafka's own rule for topic names.
+    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
+        raise ConfigError("KAFKA_TOPIC", f"{value!r} is not a valid topic name (letters, digits, '.', '_', '-')")
+    return value
+
+
+def settings_epilog() -> str:
+    """The settings list for --help."""
+    width = max(len(name) for name, _, _ in SETTINGS_HELP)
+    lines = ["settings (environment or .env; flags above override them):"]
+    for name, default, meaning in SETTINGS_HELP:
+        shown = "" if name.endswith(("API_KEY", "PASSWORD")) else f" [default: {default or 'empty'}]"
+        lines.append(f"  {name:<{width}}  {meaning}{shown}")
+    return "\n".join(lines)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags both scripts accept; each maps onto one setting."""
+    parser.add_argument("--bootstrap-servers", dest="KAFKA_BOOTSTRAP_SERVERS", metavar="HOST:PORT",
+                        help="Kafka brokers (KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--topic", dest="KAFKA_TOPIC", help="Kafka topic (KAFKA_TOPIC)")
+    parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL",
+                        help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)")
+    parser.add_argument("--env-file", default=".env", metavar="PATH",
+                        help="read settings from this file too (default .env; missing is fine)")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, str | None]:
+    """The setting overrides carried by parsed flags (flags whose dest is a setting name)."""
+    return {name: value for name, value in vars(args).items() if name in DEFAULTS}

@@ -1,0 +1,110 @@
+"""Kafka connections for both scripts: built from Settings, retried while the broker is not up yet."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from config import Settings
+from ratelimit import Backoff
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TOPIC_PARTITIONS = 3
+BOOTSTRAP_TIMEOUT_MS = 5000
+
+
+class Stopped(Exception):
+    """The process was asked to stop while it waited for the broker."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short, one-line description of a Kafka error."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text and type(exc).__name__ not in text else (text or type(exc).__name__)
+
+
+def retry_until_connected(connect: Callable[[], T], what: str, servers: str, stop: threading.Event,
+                          backoff: Backoff | None = None) -> T:
+    """Call `connect` until it succeeds, saying once that the broker is not reachable."""
+    backoff = backoff or Backoff(initial=1.0, maximum=30.0)
+    failures = 0
+    while True:
+        if stop.is_set():
+            raise Stopped()
+        try:
+            result = connect()
+        except KafkaError as exc:
+            failures += 1
+            if failures == 1:
+                log.warning("Kafka is not reachable at %s (%s); %s will keep retrying",
+                            servers, describe(exc), what)
+            else:
+                log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, describe(exc))
+            stop.wait(backoff.next_delay())
+            continue
+        if failures:
+            log.info("Kafka at %s is reachable again after %d failed attempts", servers, failures)
+        return result
+
+
+def create_admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","),
+                            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, client_id="stockmon-admin",
+                            **settings.kafka_security())
+
+
+def ensure_topic(settings: Settings) -> bool:
+    """Create the topic unless it exists; True when this call created it."""
+    admin = create_admin(settings)
+    try:
+        if settings.topic in admin.list_topics():
+            return False
+        admin.create_topics({settings.topic: {"num_partitions": TOPIC_PARTITIONS}}, wait_for_metadata=True)
+        log.info("created topic %s with %d partitions", settings.topic, TOPIC_PARTITIONS)
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()
+
+
+def create_producer(settings: Settings) -> KafkaProducer:
+    """An idempotent producer (acks=all) that blocks at most a few seconds when the broker is gone."""
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        client_id="stockmon-producer",
+        linger_ms=5,
+        # send() waits this long for metadata or buffer space before raising, so a dead broker
+        # cannot hang the poll loop; what fails is kept and sent again later.
+        max_block_ms=10_000,
+        delivery_timeout_ms=30_000,
+        request_timeout_ms=10_000,
+        **settings.kafka_security(),
+    )
+
+
+def create_consumer(settings: Settings, max_poll_records: int = 2000) -> KafkaConsumer:
+    """A group consumer that never commits by itself: offsets follow the SQLite commit."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        client_id="stockmon-consumer",
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        # A killed consumer's partitions go to its successor after this, not after 45 s.
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=2_000,
+        **settings.kafka_security(),
+    )
+    consumer.subscribe([settings.topic])
+    return consumer

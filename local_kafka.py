@@ -1,0 +1,289 @@
+"""A real single-node Apache Kafka broker (KRaft) run from Maven Central jars, without Docker.
+
+The test suite uses it when neither KAFKA_BOOTSTRAP_SERVERS nor a Docker engine is available,
+and users without Docker run it with `python local_kafka.py`. It needs Java 17+ and Maven.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.3.1"
+LOG4J_VERSION = "2.25.5"
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "kafka"
+
+POM_TEMPLATE = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>stockmon</groupId><artifactId>local-kafka</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+# Warnings only, to a file: the broker is chatty and its output matters only when it fails.
+LOG4J2_PROPERTIES = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be prepared or started."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_answers(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def fetch_jars(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Download the broker's jars with Maven once; later calls reuse the cached folder."""
+    jar_dir = cache_dir / f"kafka-{KAFKA_VERSION}" / "jars"
+    stamp = jar_dir / ".complete"
+    if stamp.exists():
+        return jar_dir
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalKafkaError("Maven (mvn) is needed to download the Kafka jars; install it or use Docker")
+    jar_dir.mkdir(parents=True, exist_ok=True)
+    pom = jar_dir.parent / "pom.xml"
+    pom.write_text(POM_TEMPLATE.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+    command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+               f"-DoutputDirectory={jar_dir}", "-DincludeScope=runtime"]
+    log.info("downloading Apache Kafka %s jars with Maven (first run only)", KAFKA_VERSION)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise LocalKafkaError("Maven could not download the Kafka jars: " + " | ".join(tail))
+    stamp.touch()
+    return jar_dir
+
+
+def java_command() -> str:
+    """The java executable: $JAVA_HOME/bin/java if set, else the one on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise LocalKafkaError("Java 17+ is needed to run the local Kafka broker; none found on PATH")
+    return java
+
+
+def _die_with_parent() -> None:
+    """Linux only: the broker gets SIGKILL if the process that started it dies, so none is orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class LocalKafka:
+    """One KRaft broker+controller process on 127.0.0.1; `stop()` then `start()` keeps its data."""
+
+    def __init__(self, port: int | None = None, data_dir: Path | None = None,
+                 cache_dir: Path = DEFAULT_CACHE_DIR, heap: str = "512m") -> None:
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self._own_dir = data_dir is None
+        self.work_dir = Path(data_dir or tempfile.mkdtemp(prefix="stockmon-kafka-"))
+        self.cache_dir = cache_dir
+        self.heap = heap
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_file = self.work_dir / "broker.log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _classpath(self) -> str:
+        return str(fetch_jars(self.cache_dir) / "*")
+
+    def _write_config(self) -> Path:
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.work_dir / "data"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+        }
+        config = self.work_dir / "server.properties"
+        config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+        (self.work_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES.format(log_file=self.log_file))
+        return config
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        return [java_command(), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.work_dir}",
+                "-cp", self._classpath(), main_class, *args]
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.work_dir / "data" / "meta.properties").exists():
+            return
+        command = self._java("kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22],
+                             "-c", str(config), "--ignore-formatted")
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}".strip())
+
+    def start(self, timeout: float = 90.0) -> LocalKafka:
+        """Start the broker (formatting its storage the first time) and wait until it serves requests."""
+        if self.process and self.process.poll() is None:
+            return self
+        config = self._write_config()
+        self._format_storage(config)
+        with open(self.work_dir / "stdout.log", "ab") as out:
+            self.process = subprocess.Popen(self._java("kafka.Kafka", str(config)), stdout=out,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent)
+        self._wait_until_ready(timeout)
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise LocalKafkaError(f"the Kafka broker exited during start-up; see {self.work_dir}")
+            if port_answers(self.port) and self._serves_metadata():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise LocalKafkaError(f"the Kafka broker did not answer within {timeout:.0f}s; see {self.work_dir}")
+
+    def _serves_metadata(self) -> bool:
+        """A broker that accepts TCP may still be electing its controller; ask for real metadata."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, bootstrap_timeout_ms=2000,
+                                     request_timeout_ms=3000)
+        except KafkaError:
+            return False
+        try:
+            admin.describe_cluster()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the broker cleanly (SIGTERM), or kill it if it does not go in time."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def close(self) -> None:
+        """Stop the broker and remove its data when it was a throw-away one."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="local_kafka", description=(
+        "Run a real single-node Apache Kafka broker (KRaft) from Maven Central jars, without Docker. "
+        "Needs Java 17+ and Maven. Stop it with Ctrl-C."))
+    parser.add_argument("--port", type=int, default=9092, help="client port on 127.0.0.1 (default 9092)")
+    parser.add_argument("--data-dir", type=Path, default=PROJECT_DIR / ".cache" / "kafka-data",
+                        help="where the broker keeps its log (default .cache/kafka-data); kept between runs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if port_answers(args.port):
+        print(f"local_kafka: error: port {args.port} is already in use (is a broker running?)", file=sys.stderr)
+        return 1
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = LocalKafka(port=args.port, data_dir=args.data_dir)
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        broker.start()
+    except LocalKafkaError as exc:
+        print(f"local_kafka: error: {exc}", file=sys.stderr)
+        return 1
+    log.info("Kafka %s is ready at %s (logs in %s); Ctrl-C stops it",
+             KAFKA_VERSION, broker.bootstrap_servers, broker.work_dir)
+    while not stopping and broker.process is not None and broker.process.poll() is None:
+        time.sleep(0.5)
+    crashed = not stopping
+    broker.stop()
+    if crashed:
+        print(f"local_kafka: error: the broker stopped unexpectedly; see {broker.log_file}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The Kafka message format (version 1), both ways: Quote -> bytes, and bytes -> validated row.
+
+Times travel as UTC ISO-8601 with milliseconds and a "Z" (`2020-05-08T18:05:00.000Z`), a form
+that sorts correctly as text in SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+
+from alphavantage import GLOBAL_QUOTE, TIME_SERIES_INTRADAY, Quote
+from config import SYMBOL_PATTERN
+
+VERSION = 1
+SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY})
+
+
+class InvalidMessage(ValueError):
+    """A message we cannot store; the text is the reason kept with it."""
+
+
+class QuoteRow(NamedTuple):
+    """A validated message, in the column order of db.save_batch."""
+
+    symbol: str
+    ts: str
+    price: float
+    open: float
+    high: float
+    low: float
+    volume: int
+    change: float | None
+    change_percent: float | None
+    trading_day: str | None
+    source: str
+    fetched_at: str
+
+
+def format_time(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def encode_quote(quote: Quote) -> bytes:
+    """The message value for a quote."""
+    message: dict[str, Any] = {
+        "v": VERSION, "symbol": quote.symbol, "ts": format_time(quote.ts), "price": quote.price,
+        "open": quote.open, "high": quote.high, "low": quote.low, "volume": quote.volume,
+        "source": quote.source, "fetched_at": format_time(quote.fetched_at),
+    }
+    if quote.change is not None:
+        message["change"] = quote.change
+    if quote.change_percent is not None:
+        message["change_percent"] = quote.change_percent
+    if quote.trading_day is not None:
+        message["trading_day"] = quote.trading_day
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _number(message: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
+    if name not in message or message[name] is None:
+        if optional:
+            return None
+        raise InvalidMessage(f"{name} is missing" if name not in message else f"{name} is null")
+    value = message[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidMessage(f"{name} is not a number: {str(value)[:40]!r}")
+    if not math.isfinite(value):
+        raise InvalidMessage(f"{name} is not finite: {value}")
+    return float(value)
+
+
+def _positive(message: dict[str, Any], name: str) -> float:
+    value = _number(message, name)
+    assert value is not None
+    if value <= 0:
+        raise InvalidMessage(f"{name} must be positive, got {value:g}")
+    return value
+
+
+def _time(message: dict[str, Any], name: str) -> str:
+    value = message.get(name)
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{name} is missing" if value is None else f"{name} is not a string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidMessage(f"{name} does not parse as ISO-8601: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidMessage(f"{name} has no time zone: {value[:40]!r}")
+    return format_time(moment)
+
+
+def decode_quote(raw: bytes | None) -> QuoteRow:
+    """Parse and validate a message value; raise InvalidMessage naming the first problem."""
+    if raw is None:
+        raise InvalidMessage("null value (tombstone)")
+    if not raw:
+        raise InvalidMessage("empty value")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"not UTF-8 (byte {exc.start})") from None
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise InvalidMessage(f"not a JSON object but {type(message).__name__}")
+    if message.get("v") != VERSION:
+        raise InvalidMessage(f"unsupported message version {str(message.get('v'))[:20]!r}")
+    symbol = message.get("symbol")
+    if not isinstance(symbol, str):
+        raise InvalidMessage("symbol is missing" if symbol is None else "symbol is not a string")
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise InvalidMessage(f"symbol is not valid: {symbol[:40]!r}")
+    source = message.get("source")
+    if source not in SOURCES:
+        raise InvalidMessage(f"source is not one of {sorted(SOURCES)}: {str(source)[:40]!r}")
+    volume = message.get("volume")
+    if isinstance(volume, bool) or not isinstance(volume, int) or volume < 0:
+        raise InvalidMessage(f"volume is not a whole non-negative number: {str(volume)[:40]!r}")
+    trading_day = message.get("trading_day")
+    if trading_day is not None:
+        try:
+            date.fromisoformat(trading_day)
+        except (TypeError, ValueError):
+            raise InvalidMessage(f"trading_day is not a date: {str(trading_day)[:40]!r}") from None
+    return QuoteRow(
+        symbol=symbol,
+        ts=_time(message, "ts"),
+        price=_positive(message, "price"),
+        open=_positive(message, "open"),
+        high=_positive(message, "high"),
+        low=_positive(message, "low"),
+        volume=volume,
+        change=_number(message, "change", optional=True),
+        change_percent=_number(message, "change_percent", optional=True),
+        trading_day=trading_day,
+        source=source,
+        fetched_at=_time(message, "fetched_at"),
+    )

@@ -1,0 +1,214 @@
+"""Poll Alpha Vantage for each symbol in turn, within the call budget, and publish new quotes to Kafka.
+
+    python producer.py                 # poll forever
+    python producer.py --once          # one pass over the symbols, then exit (cron, tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alphavantage import AlphaVantageClient, ApiDailyLimit, ApiError
+from cli import ExitCode, install_stop_handlers, print_error, settings_from_args
+from config import Settings, add_common_arguments, settings_epilog
+from kafka_client import Stopped, create_producer, ensure_topic, retry_until_connected
+from producer_state import StateError, load_state, save_state
+from publisher import NewQuoteFilter, QuotePublisher
+from ratelimit import Backoff, RateLimiter
+
+log = logging.getLogger("producer")
+
+# In --once mode a symbol that keeps failing with a transient error is given up after this many calls.
+ONCE_MAX_ATTEMPTS = 3
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class PassReport:
+    """What one --once pass achieved."""
+
+    published: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    budget_spent: bool = False
+
+
+class Poller:
+    """The poll loop: one call at a time, symbols round-robin, the budget always respected."""
+
+    def __init__(self, settings: Settings, client: AlphaVantageClient, publisher: QuotePublisher,
+                 limiter: RateLimiter, stop: threading.Event, checkpoint: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.client = client
+        self.publisher = publisher
+        self.limiter = limiter
+        self.stop = stop
+        # A throttle or server error first waits one budget slot (12 s on the free tier), then doubles.
+        self.api_backoff = Backoff(initial=60.0 / settings.requests_per_minute, maximum=MAX_BACKOFF_SECONDS)
+        self.kafka_backoff = Backoff(initial=1.0, maximum=30.0)
+        self._day_notice_given = False
+
+    def _wait_for_budget(self, once: bool) -> bool:
+        """Sleep until the next call is within budget; False if stopping (or, in --once, budget spent)."""
+        while not self.stop.is_set():
+            if self.limiter.day_exhausted():
+                if once:
+                    return False
+                if not self._day_notice_given:
+                    hours = self.limiter.delay() / 3600
+                    log.warning("daily budget of %d API calls is spent; waiting %.1f h for the next UTC day",
+                                self.settings.requests_per_day, hours)
+                    self._day_notice_given = True
+            else:
+                self._day_notice_given = False
+            wait = self.limiter.delay()
+            if wait <= 0:
+                return True
+            self.stop.wait(min(wait, 60.0))
+        return False
+
+    def _deliver_held(self) -> bool:
+        """Retry held quotes until Kafka takes them (no API calls meanwhile: the budget is scarce)."""
+        while not self.publisher.deliver():
+            if self.stop.is_set():
+                return False
+            self.stop.wait(self.kafka_backoff.next_delay())
+        self.kafka_backoff.reset()
+        return True
+
+    def poll_symbol(self, symbol: str) -> int | ApiError:
+        """One API call for `symbol`; returns the number of new quotes published, or the error."""
+        self.limiter.record()
+        self.checkpoint()  # before the call: a crash during it must still count it
+        try:
+            quotes = self.client.fetch_quotes(symbol)
+        except ApiError as exc:
+            if isinstance(exc, ApiDailyLimit):
+                self.limiter.exhaust_day()
+            return exc
+        self.api_backoff.reset()
+        fresh = self.publisher.seen.new_quotes(quotes)
+        self.publisher.add(fresh)
+        self._deliver_held()
+        self.checkpoint()
+        if fresh:
+            last = fresh[-1]
+            log.info("%s: published %d new quote(s), last %s at %s", symbol, len(fresh), last.price,
+                     last.ts.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        else:
+            log.info("%s: no new quote since the last poll", symbol)
+        return len(fresh)
+
+    def run(self, once: bool = False) -> PassReport:
+        """Poll until stopped (or, with once, until every symbol had its turn)."""
+        report = PassReport()
+        symbols = self.settings.symbols
+        position = 0
+        attempts = 0
+        while not self.stop.is_set() and not (once and position >= len(symbols)):
+            if not self._wait_for_budget(once):
+                report.budget_spent = self.limiter.day_exhausted()
+                break
+            symbol = symbols[position % len(symbols)]
+            outcome = self.poll_symbol(symbol)
+            attempts += 1
+            if isinstance(outcome, int):
+                report.published += outcome
+                position, attempts = position + 1, 0
+                continue
+            if isinstance(outcome, ApiDailyLimit):
+                log.warning("%s: %s", symbol, outcome)
+                continue  # keep our place: this symbol goes first on the next day
+            if outcome.transient and not (once and attempts >= ONCE_MAX_ATTEMPTS):
+                delay = self.api_backoff.next_delay()
+                log.warning("%s: %s; trying again in %.0f s", symbol, outcome, delay)
+                self.stop.wait(delay)
+                continue
+            log.error("%s: %s; skipping it this round", symbol, outcome)
+            report.failed[symbol] = str(outcome)
+            position, attempts = position + 1, 0
+        return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="producer", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Poll Alpha Vantage for each symbol in turn and publish every new quote to Kafka.",
+        epilog=settings_epilog())
+    parser.add_argument("--symbols", dest="STOCK_SYMBOLS", metavar="LIST",
+                        help="comma-separated symbols, e.g. IBM,MSFT (STOCK_SYMBOLS)")
+    parser.add_argument("--function", dest="ALPHAVANTAGE_FUNCTION", metavar="NAME",
+                        help="GLOBAL_QUOTE or TIME_SERIES_INTRADAY (ALPHAVANTAGE_FUNCTION)")
+    parser.add_argument("--interval", dest="ALPHAVANTAGE_INTERVAL", metavar="INTERVAL",
+                        help="intraday bar size, 1min ... 60min (ALPHAVANTAGE_INTERVAL)")
+    parser.add_argument("--once", action="store_true", help="one pass over all symbols, then exit")
+    add_common_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args("producer", args)
+    if settings is None:
+        return ExitCode.BAD_CONFIG
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
+                                settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout))
+    limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day)
+    seen = NewQuoteFilter()
+    load_state(settings.state_path, limiter, seen)
+
+    def checkpoint() -> None:
+        save_state(settings.state_path, limiter, seen)
+
+    try:
+        checkpoint()
+    except StateError as exc:
+        print_error("producer", str(exc))
+        return ExitCode.STORAGE
+    log.info("polling %s for %s via %s; budget %d/min, %d/day (%d used today)",
+             settings.function, ",".join(settings.symbols), settings.base_url,
+             settings.requests_per_minute, settings.requests_per_day, limiter.calls_today())
+    try:
+        retry_until_connected(lambda: ensure_topic(settings), "the producer", settings.bootstrap_servers, stop)
+        producer = retry_until_connected(lambda: create_producer(settings), "the producer",
+                                         settings.bootstrap_servers, stop)
+    except Stopped:
+        return ExitCode.OK
+    publisher = QuotePublisher(producer, settings.topic, seen)
+    try:
+        report = Poller(settings, client, publisher, limiter, stop, checkpoint).run(once=args.once)
+    except StateError as exc:
+        print_error("producer", str(exc))
+        return ExitCode.STORAGE
+    finally:
+        publisher.deliver()
+        producer.close(timeout=10)
+    try:
+        checkpoint()
+    except StateError as exc:
+        print_error("producer", str(exc))
+        return ExitCode.STORAGE
+    if publisher.held:
+        print_error("producer", f"{len(publisher.held)} quote(s) were fetched but Kafka never acknowledged them")
+        return ExitCode.FAILURE
+    if args.once:
+        log.info("pass complete: %d new quote(s) published", report.published)
+        if report.budget_spent:
+            log.warning("daily budget of %d API calls is spent; the pass stopped early",
+                        settings.requests_per_day)
+        if report.failed:
+            print_error("producer", f"{len(report.failed)} of {len(settings.symbols)} symbol(s) failed: "
+                        + "; ".join(f"{symbol}: {reason}" for symbol, reason in report.failed.items()))
+            return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Deciding which quotes are new, and getting them into Kafka without losing any."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from alphavantage import GLOBAL_QUOTE, Quote
+from kafka_client import describe
+from messages import encode_quote
+
+log = logging.getLogger(__name__)
+
+
+class NewQuoteFilter:
+    """Remembers what was published per symbol so the same quote is never sent twice."""
+
+    def __init__(self) -> None:
+        self._last_global: dict[str, tuple[object, ...]] = {}
+        self._last_bar: dict[str, datetime] = {}
+
+    @staticmethod
+    def _global_identity(quote: Quote) -> tuple[object, ...]:
+        return (quote.trading_day, quote.price, quote.open, quote.high, quote.low, quote.volume, quote.change)
+
+    def new_quotes(self, quotes: list[Quote]) -> list[Quote]:
+        """The quotes not published before: a changed global quote, or every bar newer than the last one."""
+        fresh = []
+        for quote in quotes:
+            if quote.source == GLOBAL_QUOTE:
+                if self._last_global.get(quote.symbol) != self._global_identity(quote):
+                    fresh.append(quote)
+            else:
+                last = self._last_bar.get(quote.symbol)
+                if last is None or quote.ts > last:
+                    fresh.append(quote)
+        return fresh
+
+    def snapshot(self) -> dict[str, object]:
+        """What was published, in JSON-ready form, so a restart does not publish it again."""
+        return {"last_global": {symbol: list(identity) for symbol, identity in self._last_global.items()},
+                "last_bar": {symbol: moment.isoformat() for symbol, moment in self._last_bar.items()}}
+
+    def restore(self, snapshot: dict[str, object]) -> None:
+        last_global, last_bar = snapshot.get("last_global", {}), snapshot.get("last_bar", {})
+        if not isinstance(last_global, dict) or not isinstance(last_bar, dict):
+            raise ValueError("malformed published-quote snapshot")
+        self._last_global = {symbol: tuple(identity) for symbol, identity in last_global.items()}
+        self._last_bar = {symbol: datetime.fromisoformat(moment) for symbol, moment in last_bar.items()}
+
+    def remember(self, quotes: list[Quote]) -> None:
+        """Mark quotes as published (call once Kafka has acknowledged them)."""
+        for quote in quotes:
+            if quote.source == GLOBAL_QUOTE:
+                self._last_global[quote.symbol] = self._global_identity(quote)
+            else:
+                last = self._last_bar.get(quote.symbol)
+                if last is None or quote.ts > last:
+                    self._last_bar[quote.symbol] = quote.ts
+
+
+class QuotePublisher:
+    """Sends quotes keyed by symbol and waits for the broker's acknowledgement.
+
+    Quotes that were not acknowledged stay held and are sent again by the next `deliver()`, so
+    a broker outage delays quotes but does not lose them. Keying by symbol keeps each symbol's
+    quotes in one partition, in order.
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str, seen: NewQuoteFilter,
+                 flush_timeout: float = 40.0) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.seen = seen
+        self.flush_timeout = flush_timeout
+        self.held: list[Quote] = []
+
+    def add(self, quotes: list[Quote]) -> None:
+        self.held.extend(quotes)
+
+    def deliver(self) -> bool:
+        """Send every held quote; True when all were acknowledged, False when some are still held."""
+        if not self.held:
+            return True
+        futures = []
+        failure: KafkaError | None = None
+        for quote in self.held:
+            try:
+                futures.append(self.producer.send(self.topic, key=quote.symbol.encode(), value=encode_quote(quote)))
+            except KafkaError as exc:
+                failure = exc
+                break
+        try:
+            self.producer.flush(timeout=self.flush_timeout)
+        except KafkaError as exc:
+            failure = failure or exc
+        delivered: list[Quote] = []
+        still_held: list[Quote] = []
+        for index, quote in enumerate(self.held):
+            future = futures[index] if index < len(futures) else None
+            if future is not None and future.is_done and future.succeeded():
+                delivered.append(quote)
+            else:
+                still_held.append(quote)
+                if future is not None and future.is_done and failure is None:
+                    failure = future.exception
+        self.seen.remember(delivered)
+        self.held = still_held
+        if still_held:
+            log.error("Kafka did not acknowledge %d quote(s) (%s); holding them to send again",
+                      len(still_held), describe(failure) if failure else "timed out")
+            return False
+        return True

@@ -1,0 +1,48 @@
+"""Keeping secrets (the API key, SASL password) out of every log line and message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+MASK = "***"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret replaced by a mask."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in every record a handler emits, including third-party ones (urllib3 logs URLs)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.msg = redact(message, self.secrets)
+            record.args = None
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text, self.secrets)
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """One format to stderr for the whole process; kafka-python's own chatter only at DEBUG."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # kafka-python logs every refused reconnect; our code reports broker trouble in one line itself.
+    noisy_level = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
+    logging.getLogger("kafka").setLevel(noisy_level)

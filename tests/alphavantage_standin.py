@@ -1,0 +1,99 @@
+"""A local HTTP stand-in for Alpha Vantage that serves recorded payloads (tests never call the real API)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "alphavantage"
+
+
+def fixture(name: str) -> bytes:
+    """A recorded payload, byte for byte."""
+    return (FIXTURES / name).read_bytes()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status, body, content type, and a delay before it is sent."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+def recorded(name: str, **kwargs: object) -> Answer:
+    return Answer(fixture(name), **kwargs)  # type: ignore[arg-type]
+
+
+class AlphaVantageStandIn:
+    """Serves a scripted sequence of answers per (function, symbol); the last answer repeats."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[tuple[str, str], list[Answer]] = {}
+        self.requests: list[dict[str, str]] = []
+        self.request_times: list[float] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/query"
+
+    def script(self, function: str, symbol: str, *answers: Answer) -> None:
+        self.scripts[(function, symbol)] = list(answers)
+
+    def calls_for(self, symbol: str) -> int:
+        return sum(1 for request in self.requests if request.get("symbol") == symbol)
+
+    def _next_answer(self, function: str, symbol: str) -> Answer:
+        with self._lock:
+            answers = self.scripts.get((function, symbol))
+            if not answers:
+                return recorded("global_quote_unknown_symbol.json") if function == "GLOBAL_QUOTE" \
+                    else recorded("error_invalid_symbol_intraday.json")
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = {key: values[-1] for key, values in parse_qs(urlsplit(self.path).query).items()}
+                with standin._lock:
+                    standin.requests.append(query)
+                    standin.request_times.append(time.time())
+                if query.get("apikey", "") == "":
+                    answer = recorded("error_missing_apikey.json")
+                else:
+                    answer = standin._next_answer(query.get("function", ""), query.get("symbol", ""))
+                if answer.delay:
+                    time.sleep(answer.delay)
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", answer.content_type)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet: the tests read self.requests instead
+
+        return Handler
+
+    def __enter__(self) -> AlphaVantageStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
