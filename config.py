@@ -221,7 +221,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags both scripts accept; each maps onto one setting."""
     parser.add_argument("--bootstrap-servers", dest="KAFKA_BOOTSTRAP_SERVERS", metavar="HOST:PORT",
                         help="Kafka brokers (KAFKA_BOOTSTRAP_SERVERS)")
-    parser.add_argument("--topic", dest="KAFKA_TOPIC", help="Kafka topic (KAFKA_TOPIC)")
+    parser.add_argument("--topic", dest="KAFKA_TOPIC", metavar="NAME", help="Kafka topic (KAFKA_TOPIC)")
     parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL",
                         help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)")
     parser.add_argument("--env-file", default=".env", metavar="PATH",

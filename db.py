@@ -40,16 +40,18 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
 );
 """
 
-# OR IGNORE on the natural keys: a redelivered message (after a crash between the SQLite commit
-# and the Kafka offset commit) changes nothing.
+# DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
+# commit and the Kafka offset commit) changes nothing, while any other constraint still fails loudly.
 INSERT_QUOTE = """
-INSERT OR IGNORE INTO stock_prices
+INSERT INTO stock_prices
     (symbol, ts, price, open, high, low, volume, change, change_percent, trading_day, source, fetched_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, ts) DO NOTHING
 """
 INSERT_REJECTED = """
-INSERT OR IGNORE INTO rejected_messages (topic, partition, "offset", key, value, reason)
+INSERT INTO rejected_messages (topic, partition, "offset", key, value, reason)
 VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (topic, partition, "offset") DO NOTHING
 """
 
 

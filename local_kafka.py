@@ -116,6 +116,25 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def broker_answers(bootstrap_servers: str) -> bool:
+    """True when a Kafka broker at `bootstrap_servers` answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), bootstrap_timeout_ms=2000,
+                                 request_timeout_ms=3000)
+    except KafkaError:
+        return False
+    try:
+        admin.describe_cluster()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
 class LocalKafka:
     """One KRaft broker+controller process on 127.0.0.1; `stop()` then `start()` keeps its data."""
 
@@ -204,22 +223,8 @@ class LocalKafka:
         raise LocalKafkaError(f"the Kafka broker did not answer within {timeout:.0f}s; see {self.work_dir}")
 
     def _serves_metadata(self) -> bool:
-        """A broker that accepts TCP may still be electing its controller; ask for real metadata."""
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaError
-
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, bootstrap_timeout_ms=2000,
-                                     request_timeout_ms=3000)
-        except KafkaError:
-            return False
-        try:
-            admin.describe_cluster()
-            return True
-        except KafkaError:
-            return False
-        finally:
-            admin.close()
+        # A broker that accepts TCP may still be electing its controller.
+        return broker_answers(self.bootstrap_servers)
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the broker cleanly (SIGTERM), or kill it if it does not go in time."""
@@ -253,7 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9092, help="client port on 127.0.0.1 (default 9092)")
     parser.add_argument("--data-dir", type=Path, default=PROJECT_DIR / ".cache" / "kafka-data",
                         help="where the broker keeps its log (default .cache/kafka-data); kept between runs")
+    parser.add_argument("--check", metavar="SERVERS",
+                        help="only report (exit status 0 or 1) whether a broker answers at SERVERS")
     args = parser.parse_args(argv)
+    if args.check:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        return 0 if broker_answers(args.check) else 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if port_answers(args.port):
         print(f"local_kafka: error: port {args.port} is already in use (is a broker running?)", file=sys.stderr)

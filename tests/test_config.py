@@ -1,0 +1,102 @@
+"""Settings: precedence, validation, and the exact one-line errors users see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import DEFAULTS, SETTINGS_HELP, ConfigError, load_settings
+from conftest import PROJECT_DIR, run_script, script_env
+
+
+def test_defaults_give_a_newcomer_real_data_with_the_demo_key():
+    settings = load_settings(environ={}, env_file=None)
+    assert settings.api_key == "demo"
+    assert settings.symbols == ("IBM",)
+    assert settings.function == "GLOBAL_QUOTE"
+    assert (settings.interval, settings.entitlement) == ("5min", "")
+    assert (settings.requests_per_minute, settings.requests_per_day) == (5, 25)
+    assert (settings.bootstrap_servers, settings.topic, settings.group_id) == (
+        "localhost:9092", "stock_prices", "stock-monitor")
+    assert settings.db_path == Path("stocks.db")
+    assert settings.log_level == "INFO"
+    assert settings.kafka_security() == {"security_protocol": "PLAINTEXT"}
+
+
+def test_environment_wins_over_env_file_and_flags_win_over_both(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("STOCK_SYMBOLS=AAPL\nKAFKA_TOPIC=from_file\nDB_PATH=file.db\n")
+    settings = load_settings({"DB_PATH": "flag.db"}, environ={"KAFKA_TOPIC": "from_env", "DB_PATH": "env.db"},
+                             env_file=env_file)
+    assert settings.symbols == ("AAPL",)
+    assert settings.topic == "from_env"
+    assert settings.db_path == Path("flag.db")
+
+
+def test_symbols_are_upper_cased_deduplicated_and_may_hold_dots_and_dashes():
+    settings = load_settings(environ={"STOCK_SYMBOLS": " ibm, brk.b ,TSCO.LON, rds-a,IBM,"}, env_file=None)
+    assert settings.symbols == ("IBM", "BRK.B", "TSCO.LON", "RDS-A")
+
+
+def test_the_api_key_is_not_in_the_settings_repr():
+    settings = load_settings(environ={"ALPHAVANTAGE_API_KEY": "SECRETKEY123456"}, env_file=None)
+    assert "SECRETKEY123456" not in repr(settings)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("STOCK_SYMBOLS", "IBM,AB$C", "STOCK_SYMBOLS: 'AB$C' is not a valid symbol (letters, digits, '.' and '-', at most 20)"),
+    ("STOCK_SYMBOLS", " , ", "STOCK_SYMBOLS: no symbols given"),
+    ("ALPHAVANTAGE_FUNCTION", "TIME_SERIES_DAILY",
+     "ALPHAVANTAGE_FUNCTION: 'TIME_SERIES_DAILY' is not one of GLOBAL_QUOTE, TIME_SERIES_INTRADAY"),
+    ("ALPHAVANTAGE_INTERVAL", "2min", "ALPHAVANTAGE_INTERVAL: '2min' is not one of 1min, 5min, 15min, 30min, 60min"),
+    ("ALPHAVANTAGE_ENTITLEMENT", "live", "ALPHAVANTAGE_ENTITLEMENT: 'live' is not one of empty, realtime, delayed"),
+    ("REQUESTS_PER_MINUTE", "five", "REQUESTS_PER_MINUTE: 'five' is not a whole number"),
+    ("REQUESTS_PER_MINUTE", "0", "REQUESTS_PER_MINUTE: must be at least 1, got 0"),
+    ("REQUESTS_PER_DAY", "2.5", "REQUESTS_PER_DAY: '2.5' is not a whole number"),
+    ("ALPHAVANTAGE_TIMEOUT", "-1", "ALPHAVANTAGE_TIMEOUT: must be a positive number of seconds, got -1"),
+    ("ALPHAVANTAGE_API_KEY", "  ", "ALPHAVANTAGE_API_KEY: must not be empty"),
+    ("ALPHAVANTAGE_BASE_URL", "ftp://example", "ALPHAVANTAGE_BASE_URL: 'ftp://example' is not an http(s) URL"),
+    ("KAFKA_TOPIC", "stock prices", "KAFKA_TOPIC: 'stock prices' is not a valid topic name (letters, digits, '.', '_', '-')"),
+    ("LOG_LEVEL", "LOUD", "LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
+    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "KAFKA_SASL_MECHANISM: must be set when KAFKA_SECURITY_PROTOCOL is SASL_SSL"),
+])
+def test_a_bad_value_names_the_setting_and_the_problem(variable, value, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: value}, env_file=None)
+    assert str(caught.value) == message
+    assert caught.value.setting == message.split(":")[0]
+
+
+def test_sasl_settings_become_kafka_python_options():
+    settings = load_settings(environ={"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "scram-sha-512",
+                                      "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p",
+                                      "KAFKA_SSL_CAFILE": "/ca.pem"}, env_file=None)
+    assert settings.kafka_security() == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                                         "sasl_plain_username": "u", "sasl_plain_password": "p",
+                                         "ssl_cafile": "/ca.pem"}
+
+
+@pytest.mark.parametrize("script", ["producer.py", "consumer.py"])
+def test_scripts_exit_2_with_one_line_naming_the_setting(script):
+    result = run_script(script, env=script_env(REQUESTS_PER_MINUTE="lots"), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == f"{script[:-3]}: error: REQUESTS_PER_MINUTE: 'lots' is not a whole number\n"
+
+
+def test_a_bad_flag_value_is_reported_like_the_variable():
+    result = run_script("producer.py", "--symbols", "IBM;DROP", env=script_env(), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "producer: error: STOCK_SYMBOLS: 'IBM;DROP' is not a valid symbol (letters, digits, '.' and '-', at most 20)\n")
+
+
+def test_every_setting_is_documented_in_env_example_help_and_readme():
+    env_example = (PROJECT_DIR / ".env.example").read_text()
+    readme = (PROJECT_DIR / "README.md").read_text()
+    help_text = run_script("producer.py", "--help", env=script_env(), timeout=30).stdout
+    for name, _, _ in SETTINGS_HELP:
+        assert f"\n{name}=" in env_example, name
+        assert f"`{name}`" in readme, name
+        assert name in help_text, name
+    assert set(DEFAULTS) == {name for name, _, _ in SETTINGS_HELP}

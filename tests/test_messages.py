@@ -1,0 +1,88 @@
+"""The message format both ways, and every kind of bad message named by its reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from alphavantage import Quote
+from messages import InvalidMessage, QuoteRow, decode_quote, encode_quote, format_time
+
+QUOTE = Quote(symbol="IBM", ts=datetime(2020, 5, 8, 18, 5, tzinfo=UTC), price=121.74, open=121.79, high=121.86,
+              low=121.7225, volume=31454, source="TIME_SERIES_INTRADAY",
+              fetched_at=datetime(2026, 11, 24, 15, 0, 1, 987654, tzinfo=UTC))
+GOOD = {"v": 1, "symbol": "IBM", "ts": "2020-05-08T18:05:00.000Z", "price": 121.74, "open": 121.79, "high": 121.86,
+        "low": 121.7225, "volume": 31454, "source": "TIME_SERIES_INTRADAY", "fetched_at": "2026-11-24T15:00:01.987Z"}
+
+
+def test_a_quote_encodes_to_the_documented_message():
+    assert json.loads(encode_quote(QUOTE)) == GOOD
+
+
+def test_global_quote_extras_are_included_when_present():
+    quote = Quote(**{**QUOTE.__dict__, "source": "GLOBAL_QUOTE", "change": 0.51, "change_percent": 0.4207,
+                     "trading_day": "2020-05-08"})
+    message = json.loads(encode_quote(quote))
+    assert (message["change"], message["change_percent"], message["trading_day"]) == (0.51, 0.4207, "2020-05-08")
+
+
+def test_decoding_gives_the_row_back():
+    assert decode_quote(encode_quote(QUOTE)) == QuoteRow(
+        "IBM", "2020-05-08T18:05:00.000Z", 121.74, 121.79, 121.86, 121.7225, 31454, None, None, None,
+        "TIME_SERIES_INTRADAY", "2026-11-24T15:00:01.987Z")
+
+
+def test_times_with_other_offsets_are_normalised_to_utc():
+    row = decode_quote(json.dumps({**GOOD, "ts": "2020-05-08T14:05:00-04:00"}).encode())
+    assert row.ts == "2020-05-08T18:05:00.000Z"
+    assert format_time(datetime(2020, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "2020-01-02T03:04:05.006Z"
+
+
+def with_(**changes: object) -> bytes:
+    message = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in message.items() if v is not ...}, allow_nan=True).encode()
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"\xff\xfe\x00garbage", "not UTF-8 (byte 0)"),
+    (b"not json", "not JSON: Expecting value: line 1 column 1 (char 0)"),
+    (b'{"v": 1, "symbol": "IBM"', "not JSON: Expecting ',' delimiter: line 1 column 25 (char 24)"),
+    (b"[1, 2, 3]", "not a JSON object but list"),
+    (b'"IBM"', "not a JSON object but str"),
+    (with_(symbol=...), "symbol is missing"),
+    (with_(symbol=42), "symbol is not a string"),
+    (with_(price=...), "price is missing"),
+    (with_(price=None), "price is null"),
+    (with_(price="121.74"), "price is not a number: '121.74'"),
+    (with_(price="abc"), "price is not a number: 'abc'"),
+    (with_(price=-1.5), "price must be positive, got -1.5"),
+    (with_(price=0), "price must be positive, got 0"),
+    (with_(price=float("nan")), "price is not finite: nan"),
+    (with_(price=float("inf")), "price is not finite: inf"),
+    (with_(price=True), "price is not a number: 'True'"),
+    (with_(ts="yesterday"), "ts does not parse as ISO-8601: 'yesterday'"),
+    (with_(ts="2020-05-08T18:05:00"), "ts has no time zone: '2020-05-08T18:05:00'"),
+    (with_(ts=...), "ts is missing"),
+    (with_(v=2), "unsupported message version '2'"),
+    (with_(v=...), "unsupported message version 'None'"),
+    (with_(volume=-3), "volume is not a whole non-negative number: '-3'"),
+    (with_(volume=1.5), "volume is not a whole non-negative number: '1.5'"),
+    (with_(source="CSV"), "source is not one of ['GLOBAL_QUOTE', 'TIME_SERIES_INTRADAY']: 'CSV'"),
+    (with_(symbol="IBM'; DROP TABLE stock_prices;--"), "symbol is not valid: \"IBM'; DROP TABLE stock_prices;--\""),
+    (with_(symbol="IBM\x00\n"), "symbol is not valid: 'IBM\\x00\\n'"),
+    (with_(trading_day="someday"), "trading_day is not a date: 'someday'"),
+    (b"", "empty value"),
+    (None, "null value (tombstone)"),
+])
+def test_each_bad_message_is_refused_with_a_reason_naming_the_problem(raw, reason):
+    with pytest.raises(InvalidMessage) as caught:
+        decode_quote(raw)
+    assert str(caught.value) == reason
+
+
+def test_a_one_megabyte_value_is_refused_without_trouble():
+    raw = json.dumps({**GOOD, "padding": "x" * 1_000_000, "price": "big"}).encode()
+    with pytest.raises(InvalidMessage, match="price is not a number"):
+        decode_quote(raw)
