@@ -126,7 +126,7 @@ class Poller:
                 continue  # keep our place: this symbol goes first on the next day
             if outcome.transient and not (once and attempts >= ONCE_MAX_ATTEMPTS):
                 delay = self.api_backoff.next_delay()
-                log.warning("%s: %s; trying again in %.0f s", symbol, outcome, delay)
+                log.warning("%s: %s; trying again in %.3g s", symbol, outcome, delay)
                 self.stop.wait(delay)
                 continue
             log.error("%s: %s; skipping it this round", symbol, outcome)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
 
 from alphavantage_standin import AlphaVantageStandIn
 from config import DEFAULTS
@@ -102,3 +103,26 @@ def running(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_path: Path,
+                 **extra: str) -> dict[str, str]:
+    settings = {
+        "ALPHAVANTAGE_API_KEY": TEST_API_KEY,
+        "ALPHAVANTAGE_BASE_URL": standin.url,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_GROUP_ID": f"{topic}-group",
+        "DB_PATH": str(db_path),
+        "PRODUCER_STATE_PATH": str(db_path.with_name("producer_state.json")),
+        "REQUESTS_PER_MINUTE": "600",
+    }
+    return script_env(**{**settings, **extra})
+
+
+def topic_values(broker: Broker, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, enable_auto_commit=False)
+    values = [record.value for record in consumer]
+    consumer.close()
+    return values

@@ -7,27 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
-from alphavantage_standin import AlphaVantageStandIn, recorded
-from conftest import TEST_API_KEY, Broker, run_script, script_env
+from alphavantage_standin import recorded
+from conftest import TEST_API_KEY, pipeline_env, run_script, topic_values
 
 pytestmark = pytest.mark.slow
-
-
-def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_path: Path,
-                 **extra: str) -> dict[str, str]:
-    return script_env(
-        ALPHAVANTAGE_API_KEY=TEST_API_KEY,
-        ALPHAVANTAGE_BASE_URL=standin.url,
-        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-        KAFKA_TOPIC=topic,
-        KAFKA_GROUP_ID=f"{topic}-group",
-        DB_PATH=str(db_path),
-        PRODUCER_STATE_PATH=str(db_path.with_name("producer_state.json")),
-        REQUESTS_PER_MINUTE="600",
-        **extra,
-    )
 
 
 def rows_by_symbol(db_path: Path) -> dict[str, list[sqlite3.Row]]:
@@ -38,14 +23,6 @@ def rows_by_symbol(db_path: Path) -> dict[str, list[sqlite3.Row]]:
         rows.setdefault(row["symbol"], []).append(row)
     connection.close()
     return rows
-
-
-def topic_values(broker: Broker, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000, enable_auto_commit=False)
-    values = [record.value for record in consumer]
-    consumer.close()
-    return values
 
 
 def test_global_quotes_flow_from_api_to_sqlite_exactly_once(kafka_broker, topic, standin, tmp_path):
