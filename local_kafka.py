@@ -144,6 +144,7 @@ class LocalKafka:
         self.controller_port = free_port()
         self._own_dir = data_dir is None
         self.work_dir = Path(data_dir or tempfile.mkdtemp(prefix="stockmon-kafka-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = cache_dir
         self.heap = heap
         self.process: subprocess.Popen[bytes] | None = None
@@ -268,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     if port_answers(args.port):
         print(f"local_kafka: error: port {args.port} is already in use (is a broker running?)", file=sys.stderr)
         return 1
-    args.data_dir.mkdir(parents=True, exist_ok=True)
     broker = LocalKafka(port=args.port, data_dir=args.data_dir)
     stopping = False
 
