@@ -181,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
                                          settings.bootstrap_servers, stop)
     except Stopped:
         return ExitCode.OK
-    publisher = QuotePublisher(producer, settings.topic, seen)
+    publisher = QuotePublisher(producer, settings.topic, seen, stop)
     try:
         report = Poller(settings, client, publisher, limiter, stop, checkpoint).run(once=args.once)
     except StateError as exc:
         print_error("producer", str(exc))
         return ExitCode.STORAGE
     finally:
-        publisher.deliver()
-        producer.close(timeout=10)
+        publisher.deliver(final=True)
+        producer.close(timeout=5)
     try:
         checkpoint()
     except StateError as exc:

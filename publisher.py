@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from datetime import datetime
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
 
 from alphavantage import GLOBAL_QUOTE, Quote
 from kafka_client import describe
 from messages import encode_quote
 
 log = logging.getLogger(__name__)
+
+# Acknowledgements normally take milliseconds; after this long the broker is probably gone.
+OUTAGE_NOTICE_SECONDS = 5.0
 
 
 class NewQuoteFilter:
@@ -67,36 +74,54 @@ class QuotePublisher:
 
     Quotes that were not acknowledged stay held and are sent again by the next `deliver()`, so
     a broker outage delays quotes but does not lose them. Keying by symbol keeps each symbol's
-    quotes in one partition, in order.
+    quotes in one partition, in order. A quote whose first send was in fact stored may be sent
+    twice this way; the consumer's unique key on (symbol, ts) makes that harmless.
     """
 
-    def __init__(self, producer: KafkaProducer, topic: str, seen: NewQuoteFilter,
+    def __init__(self, producer: KafkaProducer, topic: str, seen: NewQuoteFilter, stop: threading.Event,
                  flush_timeout: float = 40.0) -> None:
         self.producer = producer
         self.topic = topic
         self.seen = seen
+        self.stop = stop
         self.flush_timeout = flush_timeout
         self.held: list[Quote] = []
+        self._outage = False
 
     def add(self, quotes: list[Quote]) -> None:
         self.held.extend(quotes)
 
-    def deliver(self) -> bool:
-        """Send every held quote; True when all were acknowledged, False when some are still held."""
-        if not self.held:
-            return True
+    def _send_all(self) -> tuple[list[FutureRecordMetadata], KafkaError | None]:
         futures = []
-        failure: KafkaError | None = None
         for quote in self.held:
             try:
                 futures.append(self.producer.send(self.topic, key=quote.symbol.encode(), value=encode_quote(quote)))
-            except KafkaError as exc:
-                failure = exc
-                break
-        try:
-            self.producer.flush(timeout=self.flush_timeout)
-        except KafkaError as exc:
-            failure = failure or exc
+            except KafkaError as exc:  # no metadata or no buffer space within max_block_ms
+                return futures, exc
+        return futures, None
+
+    def _wait_for(self, futures: list[FutureRecordMetadata], timeout: float, honour_stop: bool) -> None:
+        """Wait for acknowledgements in short slices, so a stop request is honoured within a second."""
+        started = time.monotonic()
+        while not all(future.is_done for future in futures) and time.monotonic() - started < timeout:
+            if honour_stop and self.stop.is_set():
+                return
+            if not self._outage and time.monotonic() - started > OUTAGE_NOTICE_SECONDS:
+                log.warning("Kafka has not acknowledged %d quote(s) for %.0f s; holding them until it does",
+                            len(futures), OUTAGE_NOTICE_SECONDS)
+                self._outage = True
+            with contextlib.suppress(KafkaTimeoutError):
+                self.producer.flush(timeout=0.5)
+
+    def deliver(self, final: bool = False) -> bool:
+        """Send every held quote; True when all were acknowledged, False when some are still held.
+
+        `final` is the last try before exit: it waits a few seconds even though a stop was requested.
+        """
+        if not self.held:
+            return True
+        futures, failure = self._send_all()
+        self._wait_for(futures, timeout=5.0 if final else self.flush_timeout, honour_stop=not final)
         delivered: list[Quote] = []
         still_held: list[Quote] = []
         for index, quote in enumerate(self.held):
@@ -110,7 +135,15 @@ class QuotePublisher:
         self.seen.remember(delivered)
         self.held = still_held
         if still_held:
-            log.error("Kafka did not acknowledge %d quote(s) (%s); holding them to send again",
-                      len(still_held), describe(failure) if failure else "timed out")
+            reason = describe(failure) if failure else "no acknowledgement in time"
+            if not self._outage:
+                log.warning("Kafka did not take %d quote(s) (%s); holding them and retrying until it does",
+                            len(still_held), reason)
+                self._outage = True
+            else:
+                log.debug("still holding %d quote(s): %s", len(still_held), reason)
             return False
+        if self._outage:
+            log.info("Kafka is taking quotes again; the held ones are delivered")
+            self._outage = False
         return True

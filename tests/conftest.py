@@ -61,6 +61,16 @@ def kafka_broker() -> Iterator[Broker]:
         yield Broker(broker.bootstrap_servers, broker)
 
 
+@pytest.fixture(scope="session")
+def restartable_broker(kafka_broker: Broker) -> Iterator[LocalKafka]:
+    """A broker the test may stop and start (same port, same data): the suite's own, or one just for this."""
+    if kafka_broker.local is not None:
+        yield kafka_broker.local
+        return
+    with LocalKafka() as broker:
+        yield broker
+
+
 @pytest.fixture
 def topic() -> str:
     return f"stockmon-test-{uuid.uuid4().hex[:10]}"
