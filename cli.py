@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import enum
+import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from config import ConfigError, Settings, load_settings, overrides_from
-from redact import configure_logging
+from redact import configure_logging, redact
 
 
 class ExitCode(enum.IntEnum):
@@ -44,3 +46,14 @@ def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
         return None
     configure_logging(settings.log_level, [settings.api_key, settings.sasl_password])
     return settings
+
+
+def run_guarded(prog: str, settings: Settings, body: Callable[[], int]) -> int:
+    """Run a script's body; an unexpected exception becomes one line (the traceback only at DEBUG)."""
+    try:
+        return body()
+    except Exception as exc:
+        logging.getLogger(prog).debug("unexpected failure", exc_info=True)
+        detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], [settings.api_key, settings.sasl_password])
+        print_error(prog, f"unexpected {detail} (LOG_LEVEL=DEBUG shows the traceback)")
+        return ExitCode.FAILURE

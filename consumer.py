@@ -22,9 +22,16 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
 import db
-from cli import ExitCode, install_stop_handlers, print_error, settings_from_args
+from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
-from kafka_client import Stopped, create_consumer, describe, ensure_topic, retry_until_connected
+from kafka_client import (
+    ConnectionWatch,
+    Stopped,
+    create_consumer,
+    describe,
+    ensure_topic,
+    retry_until_connected,
+)
 from messages import InvalidMessage, QuoteRow, decode_quote
 
 log = logging.getLogger("consumer")
@@ -91,13 +98,14 @@ def commit_offsets(consumer: KafkaConsumer) -> None:
 
 
 def consume(consumer: KafkaConsumer, connection: sqlite3.Connection, stop: threading.Event,
-            idle_exit: float | None = None) -> int:
+            watch: ConnectionWatch, idle_exit: float | None = None) -> int:
     """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored."""
     board = PriceBoard()
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
         batches = consumer.poll(timeout_ms=500)
+        watch.check()
         records = [record for partition_records in batches.values() for record in partition_records]
         if not records:
             if not consumer.assignment():
@@ -131,11 +139,8 @@ def open_consumer(settings: Settings, stop: threading.Event) -> KafkaConsumer:
                                  settings.bootstrap_servers, stop)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args("consumer", args)
-    if settings is None:
-        return ExitCode.BAD_CONFIG
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """The script proper, once its settings are known to be good."""
     try:
         connection = db.connect(settings.db_path)
     except db.DatabaseError as exc:
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     try:
-        total = consume(consumer, connection, stop, args.idle_exit)
+        watch = ConnectionWatch(consumer, settings.bootstrap_servers)
+        total = consume(consumer, connection, stop, watch, args.idle_exit)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))
@@ -159,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         connection.close()
     log.info("stopped; %d new quote(s) stored in this run", total)
     return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args("consumer", args)
+    if settings is None:
+        return ExitCode.BAD_CONFIG
+    return run_guarded("consumer", settings, lambda: run(settings, args))
 
 
 if __name__ == "__main__":

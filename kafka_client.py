@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -108,3 +109,45 @@ def create_consumer(settings: Settings, max_poll_records: int = 2000) -> KafkaCo
     )
     consumer.subscribe([settings.topic])
     return consumer
+
+
+class ConnectionWatch:
+    """Says once when a client has had no broker connection for a while, and once when it is back.
+
+    kafka-python reconnects by itself and logs every refused attempt; we silence that and report
+    the outage as one line instead, from the client's public `connection-count` metric.
+    """
+
+    def __init__(self, client: KafkaConsumer | KafkaProducer, servers: str, grace: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.servers = servers
+        self.grace = grace
+        self.clock = clock
+        self._checked_at = -1.0
+        self._lost_since: float | None = None
+        self._reported = False
+
+    def _connections(self) -> float:
+        for group in self.client.metrics().values():
+            if "connection-count" in group:
+                return float(group["connection-count"])
+        return 1.0  # metrics disabled: assume connected rather than raise false alarms
+
+    def check(self) -> None:
+        """Call often (each poll); looks at the metric at most once a second."""
+        now = self.clock()
+        if now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        if self._connections() > 0:
+            if self._reported:
+                log.info("connection to Kafka at %s is back", self.servers)
+            self._lost_since, self._reported = None, False
+            return
+        if self._lost_since is None:
+            self._lost_since = now
+        elif not self._reported and now - self._lost_since >= self.grace:
+            log.warning("lost the connection to Kafka at %s; reconnecting by itself (uncommitted messages "
+                        "will be read again, nothing is lost)", self.servers)
+            self._reported = True

@@ -61,6 +61,14 @@ def encode_quote(quote: Quote) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
+def quote_from_row(row: QuoteRow) -> Quote:
+    """The Quote a validated message stands for (times at the message's millisecond precision)."""
+    return Quote(symbol=row.symbol, ts=datetime.fromisoformat(row.ts), price=row.price, open=row.open,
+                 high=row.high, low=row.low, volume=row.volume, source=row.source,
+                 fetched_at=datetime.fromisoformat(row.fetched_at), change=row.change,
+                 change_percent=row.change_percent, trading_day=row.trading_day)
+
+
 def _number(message: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
     if name not in message or message[name] is None:
         if optional:

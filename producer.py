@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alphavantage import AlphaVantageClient, ApiDailyLimit, ApiError
-from cli import ExitCode, install_stop_handlers, print_error, settings_from_args
+from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
 from kafka_client import Stopped, create_producer, ensure_topic, retry_until_connected
 from producer_state import StateError, load_state, save_state
@@ -107,6 +107,8 @@ class Poller:
     def run(self, once: bool = False) -> PassReport:
         """Poll until stopped (or, with once, until every symbol had its turn)."""
         report = PassReport()
+        if not self._deliver_held():
+            return report
         symbols = self.settings.symbols
         position = 0
         attempts = 0
@@ -151,21 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args("producer", args)
-    if settings is None:
-        return ExitCode.BAD_CONFIG
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """The script proper, once its settings are known to be good."""
     stop = threading.Event()
     install_stop_handlers(stop)
     client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
                                 settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout))
     limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day)
     seen = NewQuoteFilter()
-    load_state(settings.state_path, limiter, seen)
+    held = load_state(settings.state_path, limiter, seen)
+    publisher: QuotePublisher | None = None
 
     def checkpoint() -> None:
-        save_state(settings.state_path, limiter, seen)
+        save_state(settings.state_path, limiter, seen, publisher.held if publisher else held)
 
     try:
         checkpoint()
@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped:
         return ExitCode.OK
     publisher = QuotePublisher(producer, settings.topic, seen, stop)
+    if held:
+        log.info("sending %d quote(s) that Kafka had not acknowledged before the last exit", len(held))
+        publisher.add(held)
     try:
         report = Poller(settings, client, publisher, limiter, stop, checkpoint).run(once=args.once)
     except StateError as exc:
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print_error("producer", str(exc))
         return ExitCode.STORAGE
     if publisher.held:
-        print_error("producer", f"{len(publisher.held)} quote(s) were fetched but Kafka never acknowledged them")
+        print_error("producer", f"Kafka did not acknowledge {len(publisher.held)} quote(s); they are kept in "
+                                f"{settings.state_path} and sent on the next start")
         return ExitCode.FAILURE
     if args.once:
         log.info("pass complete: %d new quote(s) published", report.published)
@@ -208,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
                         + "; ".join(f"{symbol}: {reason}" for symbol, reason in report.failed.items()))
             return ExitCode.FAILURE
     return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args("producer", args)
+    if settings is None:
+        return ExitCode.BAD_CONFIG
+    return run_guarded("producer", settings, lambda: run(settings, args))
 
 
 if __name__ == "__main__":
