@@ -85,7 +85,7 @@ def create_producer(settings: Settings) -> KafkaProducer:
         linger_ms=5,
         # send() waits this long for metadata or buffer space before raising, so a dead broker
         # cannot hang the poll loop; what fails is kept and sent again later.
-        max_block_ms=10_000,
+        max_block_ms=3_000,
         delivery_timeout_ms=30_000,
         request_timeout_ms=10_000,
         **settings.kafka_security(),
@@ -151,3 +151,19 @@ class ConnectionWatch:
             log.warning("lost the connection to Kafka at %s; reconnecting by itself (uncommitted messages "
                         "will be read again, nothing is lost)", self.servers)
             self._reported = True
+
+
+def close_producer(producer: KafkaProducer, timeout: float) -> None:
+    """Close, even with records Kafka never took (the caller keeps its own copy of those).
+
+    kafka-python 3.0.12's close() raises KafkaTimeoutError from its flush when records are still
+    unacknowledged, and then never closes: its sender thread lives on and __del__ later prints a
+    traceback. So on that failure we force-close the sender ourselves.
+    """
+    try:
+        producer.close(timeout=timeout)
+    except KafkaError:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True

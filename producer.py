@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from alphavantage import AlphaVantageClient, ApiDailyLimit, ApiError
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
-from kafka_client import Stopped, create_producer, ensure_topic, retry_until_connected
+from kafka_client import Stopped, close_producer, create_producer, ensure_topic, retry_until_connected
 from producer_state import StateError, load_state, save_state
 from publisher import NewQuoteFilter, QuotePublisher
 from ratelimit import Backoff, RateLimiter
@@ -94,9 +94,11 @@ class Poller:
         self.api_backoff.reset()
         fresh = self.publisher.seen.new_quotes(quotes)
         self.publisher.add(fresh)
-        self._deliver_held()
+        delivered = self._deliver_held()
         self.checkpoint()
-        if fresh:
+        if not delivered:
+            log.info("%s: %d new quote(s) fetched, kept until Kafka acknowledges them", symbol, len(fresh))
+        elif fresh:
             last = fresh[-1]
             log.info("%s: published %d new quote(s), last %s at %s", symbol, len(fresh), last.price,
                      last.ts.strftime("%Y-%m-%d %H:%M:%S UTC"))
@@ -192,7 +194,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return ExitCode.STORAGE
     finally:
         publisher.deliver(final=True)
-        producer.close(timeout=5)
+        close_producer(producer, timeout=2)
     try:
         checkpoint()
     except StateError as exc:

@@ -121,7 +121,7 @@ class QuotePublisher:
         if not self.held:
             return True
         futures, failure = self._send_all()
-        self._wait_for(futures, timeout=5.0 if final else self.flush_timeout, honour_stop=not final)
+        self._wait_for(futures, timeout=3.0 if final else self.flush_timeout, honour_stop=not final)
         delivered: list[Quote] = []
         still_held: list[Quote] = []
         for index, quote in enumerate(self.held):

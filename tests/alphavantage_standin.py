@@ -31,6 +31,17 @@ def recorded(name: str, **kwargs: object) -> Answer:
     return Answer(fixture(name), **kwargs)  # type: ignore[arg-type]
 
 
+def changing_global_quotes(count: int) -> list[Answer]:
+    """IBM's recorded quote with the price moved a cent per answer, so every poll brings a new quote."""
+    body = fixture("global_quote_IBM.json")
+    return [Answer(body.replace(b'"121.7400"', f'"{121.74 + index / 100:.4f}"'.encode())) for index in range(count)]
+
+
+def served_prices(calls: int) -> set[float]:
+    """The prices changing_global_quotes served in its first `calls` answers."""
+    return {round(121.74 + index / 100, 2) for index in range(calls)}
+
+
 class AlphaVantageStandIn:
     """Serves a scripted sequence of answers per (function, symbol); the last answer repeats."""
 

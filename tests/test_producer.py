@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from alphavantage_standin import Answer, fixture, recorded
+from alphavantage_standin import Answer, changing_global_quotes, fixture, recorded, served_prices
 from conftest import (
     TEST_API_KEY,
     Broker,
@@ -141,15 +141,9 @@ def test_a_restarted_producer_keeps_its_budget(kafka_broker, topic, standin, tmp
     assert len(standin.requests) == 1
 
 
-def changing_quotes(count: int) -> list[Answer]:
-    """IBM's recorded quote with the price moved a cent per answer, so every poll brings a new quote."""
-    body = fixture("global_quote_IBM.json")
-    return [Answer(body.replace(b'"121.7400"', f'"{121.74 + index / 100:.4f}"'.encode())) for index in range(count)]
-
-
 def test_the_producer_rides_out_a_broker_restart_without_losing_a_quote(restartable_broker, topic, standin, tmp_path):
     broker = Broker(restartable_broker.bootstrap_servers, restartable_broker)
-    standin.script("GLOBAL_QUOTE", "IBM", *changing_quotes(400))
+    standin.script("GLOBAL_QUOTE", "IBM", *changing_global_quotes(400))
     env = pipeline_env(broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM", REQUESTS_PER_MINUTE="300")
     log_path = tmp_path / "producer.log"
     with running(start_script("producer.py", env=env, log_path=log_path)) as producer:
@@ -167,7 +161,7 @@ def test_the_producer_rides_out_a_broker_restart_without_losing_a_quote(restarta
         wait_for_calls(calls_after_restart + 5)
         producer.send_signal(signal.SIGTERM)
         assert producer.wait(15) == 0, log_path.read_text()
-    served = {round(121.74 + index / 100, 2) for index in range(len(standin.requests))}
+    served = served_prices(len(standin.requests))
     published = [json.loads(value)["price"] for value in topic_values(broker, topic)]
     assert set(published) == served  # every quote fetched reached Kafka (a resend may repeat one)
     log = log_path.read_text()
