@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,23 +32,71 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text and type(exc).__name__ not in text else (text or type(exc).__name__)
 
 
+class _LastConnectionFailure(logging.Handler):
+    """Keeps the reason of kafka-python's latest failed connection, which its bootstrap timeout omits.
+
+    Without it a refused connection, an unknown host and a wrong password all read
+    "Unable to bootstrap"; with it the user sees which.
+    """
+
+    PATTERN = re.compile(r"(?:Connection failed|Bootstrap connection to \S+ failed): (?:\[Error \d+\] )?(.*?)"
+                         r"(?: \(backoff [\d.]+ secs\))?$")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.PATTERN.search(record.getMessage())
+        if match and len(self.reasons) < 100:
+            # "SaslAuthenticationFailedError: SaslAuthenticationFailedError: Authentication failed" -> once
+            self.reasons.append(re.sub(r"^(\w+: )\1", r"\1", match.group(1)))
+
+    @property
+    def reason(self) -> str | None:
+        """The most telling reason: a refused login explains the dropped sockets and timeouts after it."""
+
+        def vagueness(reason: str) -> int:
+            if "socket disconnected" in reason or reason.startswith("RequestTimedOutError"):
+                return 2
+            return 0 if re.search(r"Authenticat|Authoriz|SSL|DNS|ECONNREFUSED", reason) else 1
+
+        return min(self.reasons, key=vagueness) if self.reasons else None
+
+
+def _connection_failures() -> _LastConnectionFailure:
+    logger = logging.getLogger("kafka.net.manager")
+    for handler in logger.handlers:
+        if isinstance(handler, _LastConnectionFailure):
+            return handler
+    handler = _LastConnectionFailure()
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.WARNING:
+        # We want these records for ourselves only, not kafka-python's flood on stderr.
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+    return handler
+
+
 def retry_until_connected(connect: Callable[[], T], what: str, servers: str, stop: threading.Event,
                           backoff: Backoff | None = None) -> T:
     """Call `connect` until it succeeds, saying once that the broker is not reachable."""
     backoff = backoff or Backoff(initial=1.0, maximum=30.0)
     failures = 0
+    last_failure = _connection_failures()
     while True:
         if stop.is_set():
             raise Stopped()
+        last_failure.reasons.clear()
         try:
             result = connect()
         except KafkaError as exc:
             failures += 1
+            reason = last_failure.reason or describe(exc)
             if failures == 1:
-                log.warning("Kafka is not reachable at %s (%s); %s will keep retrying",
-                            servers, describe(exc), what)
+                log.warning("Kafka is not reachable at %s (%s); %s will keep retrying", servers, reason, what)
             else:
-                log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, describe(exc))
+                log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, reason)
             stop.wait(backoff.next_delay())
             continue
         if failures:

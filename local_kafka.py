@@ -56,6 +56,10 @@ rootLogger.appenderRef.file.ref = file
 """
 
 
+# Only for the throw-away SASL brokers tests start on loopback.
+ADMIN_PASSWORD = "local-admin-secret"
+
+
 class LocalKafkaError(RuntimeError):
     """The local broker could not be prepared or started."""
 
@@ -116,14 +120,14 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def broker_answers(bootstrap_servers: str) -> bool:
+def broker_answers(bootstrap_servers: str, **client_options: str) -> bool:
     """True when a Kafka broker at `bootstrap_servers` answers a metadata request."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), bootstrap_timeout_ms=2000,
-                                 request_timeout_ms=3000)
+                                 request_timeout_ms=3000, **client_options)
     except KafkaError:
         return False
     try:
@@ -139,7 +143,10 @@ class LocalKafka:
     """One KRaft broker+controller process on 127.0.0.1; `stop()` then `start()` keeps its data."""
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None,
-                 cache_dir: Path = DEFAULT_CACHE_DIR, heap: str = "512m") -> None:
+                 cache_dir: Path = DEFAULT_CACHE_DIR, heap: str = "512m",
+                 sasl_users: dict[str, str] | None = None) -> None:
+        """`sasl_users` (name -> password) makes the client listener SASL_PLAINTEXT with PLAIN logins."""
+        self.sasl_users = sasl_users
         self.port = port or free_port()
         self.controller_port = free_port()
         self._own_dir = data_dir is None
@@ -154,6 +161,36 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def client_options(self) -> dict[str, str]:
+        """kafka-python options a client needs for this broker (an admin login when SASL is on)."""
+        if not self.sasl_users:
+            return {}
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                "sasl_plain_username": "admin", "sasl_plain_password": ADMIN_PASSWORD}
+
+    def _listener_properties(self) -> dict[str, str]:
+        if not self.sasl_users:
+            return {
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            }
+        users = {"admin": ADMIN_PASSWORD, **self.sasl_users}
+        logins = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        return {
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="admin" password="{ADMIN_PASSWORD}" {logins};',
+        }
+
     def _classpath(self) -> str:
         return str(fetch_jars(self.cache_dir) / "*")
 
@@ -162,11 +199,8 @@ class LocalKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            **self._listener_properties(),
             "log.dirs": str(self.work_dir / "data"),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -225,7 +259,7 @@ class LocalKafka:
 
     def _serves_metadata(self) -> bool:
         # A broker that accepts TCP may still be electing its controller.
-        return broker_answers(self.bootstrap_servers)
+        return broker_answers(self.bootstrap_servers, **self.client_options)
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the broker cleanly (SIGTERM), or kill it if it does not go in time."""

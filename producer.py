@@ -91,6 +91,8 @@ class Poller:
             if isinstance(exc, ApiDailyLimit):
                 self.limiter.exhaust_day()
             return exc
+        finally:
+            self.limiter.finish()
         self.api_backoff.reset()
         fresh = self.publisher.seen.new_quotes(quotes)
         self.publisher.add(fresh)

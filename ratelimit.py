@@ -60,6 +60,17 @@ class RateLimiter:
             self._day, self._day_count = day, 0
         self._day_count += 1
 
+    def finish(self, now: float | None = None) -> None:
+        """The last call has just completed: measure the next gap from here.
+
+        The server sees a request when it arrives, and a first request that paid for a new
+        connection arrives later than it started; spacing from completion keeps the gaps the
+        server measures at least as long as ours.
+        """
+        now = self.clock() if now is None else now
+        if self._recent and now > self._recent[-1]:
+            self._recent[-1] = now
+
     def exhaust_day(self, now: float | None = None) -> None:
         """The server says today's budget is spent, whatever we counted."""
         now = self.clock() if now is None else now

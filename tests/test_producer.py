@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -84,6 +85,11 @@ def test_an_api_fault_is_logged_and_the_other_symbols_still_flow(kafka_broker, t
     transient = fault in {"http-500", "http-503-html", "http-429", "timeout", "html-200", "truncated", "note",
                           "information"}
     assert standin.calls_for("BAD") == (3 if transient else 1)
+    # 600/min: calls at least 0.1 s apart; a retry also waits out its back-off (0.1 s, then 0.2 s).
+    times = standin.request_times
+    assert all(b - a >= 0.1 - 0.005 for a, b in itertools.pairwise(times)), list(itertools.pairwise(times))
+    bad_times = [t for request, t in zip(standin.requests, times, strict=True) if request["symbol"] == "BAD"]
+    assert all(b - a >= 0.1 * 2 ** n - 0.005 for n, (a, b) in enumerate(itertools.pairwise(bad_times)))
 
 
 def test_the_producer_waits_for_a_broker_that_is_not_up_yet(kafka_broker, topic, standin, tmp_path):

@@ -22,7 +22,7 @@ START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC).timestamp()
 
 
 def run_calls(limiter: RateLimiter, clock: FakeClock, count: int, work: float = 0.0) -> list[float]:
-    """Make `count` calls as the producer does: wait what the limiter says, call, spend `work` seconds."""
+    """Make `count` calls as the producer does: wait what the limiter says, call for `work` seconds, finish."""
     times = []
     for _ in range(count):
         clock.now += limiter.delay()
@@ -30,6 +30,7 @@ def run_calls(limiter: RateLimiter, clock: FakeClock, count: int, work: float = 
         limiter.record()
         times.append(clock.now)
         clock.now += work
+        limiter.finish()
     return times
 
 
@@ -56,8 +57,18 @@ def test_slow_calls_do_not_make_the_limiter_drift():
     clock = FakeClock(START)
     limiter = RateLimiter(5, 25, clock=clock)
     times = run_calls(limiter, clock, 10, work=3.0)
-    # Five calls in 12 s, then the sixth exactly 60 s after the first: waiting is computed, not accumulated.
-    assert [t - START for t in times] == [0, 3, 6, 9, 12, 60, 63, 66, 69, 72]
+    # Each call 1 s after the previous one ended, and the sixth 60 s after the first one ended (at 3 s):
+    # the wait is computed from the calls made, not a fixed sleep added after each one.
+    assert [t - START for t in times] == [0, 4, 8, 12, 16, 63, 67, 71, 75, 79]
+
+
+def test_the_next_call_is_spaced_from_when_the_last_one_completed():
+    clock = FakeClock(START)
+    limiter = RateLimiter(5, 25, clock=clock)
+    limiter.record()
+    clock.now += 0.3  # a slow first call (new connection)
+    limiter.finish()
+    assert limiter.delay() == pytest.approx(1.0)
 
 
 def test_the_daily_budget_waits_until_the_next_utc_day():
