@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
 
 from alphavantage_standin import AlphaVantageStandIn
 from config import DEFAULTS
@@ -130,9 +131,14 @@ def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_pa
     return script_env(**{**settings, **extra})
 
 
-def topic_values(broker: Broker, topic: str) -> list[bytes]:
+def topic_records(broker: Broker, topic: str) -> list[ConsumerRecord]:
+    """Every record in the topic, read from the beginning by a throw-away reader."""
     consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest",
                              consumer_timeout_ms=3000, enable_auto_commit=False)
-    values = [record.value for record in consumer]
+    records = list(consumer)
     consumer.close()
-    return values
+    return records
+
+
+def topic_values(broker: Broker, topic: str) -> list[bytes]:
+    return [record.value for record in topic_records(broker, topic)]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config import DEFAULTS, SETTINGS_HELP, ConfigError, load_settings
-from conftest import PROJECT_DIR, run_script, script_env
+from config import ConfigError, load_settings
+from conftest import run_script, script_env
 
 
 def test_defaults_give_a_newcomer_real_data_with_the_demo_key():
@@ -89,14 +89,3 @@ def test_a_bad_flag_value_is_reported_like_the_variable():
     assert result.returncode == 2
     assert result.stderr == (
         "producer: error: STOCK_SYMBOLS: 'IBM;DROP' is not a valid symbol (letters, digits, '.' and '-', at most 20)\n")
-
-
-def test_every_setting_is_documented_in_env_example_help_and_readme():
-    env_example = (PROJECT_DIR / ".env.example").read_text()
-    readme = (PROJECT_DIR / "README.md").read_text()
-    help_text = run_script("producer.py", "--help", env=script_env(), timeout=30).stdout
-    for name, _, _ in SETTINGS_HELP:
-        assert f"\n{name}=" in env_example, name
-        assert f"`{name}`" in readme, name
-        assert name in help_text, name
-    assert set(DEFAULTS) == {name for name, _, _ in SETTINGS_HELP}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from kafka import KafkaProducer
 
 from alphavantage_standin import recorded
-from conftest import TEST_API_KEY, pipeline_env, run_script, topic_values
+from conftest import TEST_API_KEY, pipeline_env, run_script, topic_records, topic_values
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +113,13 @@ def test_intraday_bars_are_converted_to_utc_and_published_once(kafka_broker, top
     assert [(row["ts"], row["price"]) for row in rows["IBM"]] == [
         ("2020-05-08T18:00:00.000Z", 121.78), ("2020-05-08T18:05:00.000Z", 121.74)]
     assert all(row["source"] == "TIME_SERIES_INTRADAY" and row["change"] is None for row in rows["MSFT"])
-    # The second pass remembered what the first published: the topic holds each bar once.
-    assert len(topic_values(kafka_broker, topic)) == 102
+    # The second pass remembered what the first published: the topic holds each bar once, and each
+    # symbol's bars sit in one partition, oldest first.
+    records = topic_records(kafka_broker, topic)
+    assert len(records) == 102
+    for symbol in ("MSFT", "IBM"):
+        mine = sorted((r for r in records if r.key == symbol.encode()), key=lambda r: r.offset)
+        assert len({r.partition for r in mine}) == 1
+        stamps = [json.loads(r.value)["ts"] for r in mine]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert "MSFT: no new quote since the last poll" in second.stderr
