@@ -11,13 +11,14 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from alphavantage_standin import AlphaVantageStandIn
@@ -132,10 +133,17 @@ def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_pa
 
 
 def topic_records(broker: Broker, topic: str) -> list[ConsumerRecord]:
-    """Every record in the topic, read from the beginning by a throw-away reader."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000, enable_auto_commit=False)
-    records = list(consumer)
+    """Every record in the topic, read from the beginning to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, partition) for partition in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + 30
+    while any(consumer.position(tp) < end for tp, end in ends.items()) and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
     consumer.close()
     return records
 
