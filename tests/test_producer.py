@@ -144,3 +144,24 @@ def test_a_restarted_producer_keeps_its_budget(kafka_broker, topic, standin, tmp
     assert second.returncode == 0, second.stderr
     assert "daily budget of 1 API calls is spent; the pass stopped early" in second.stderr
     assert len(standin.requests) == 1
+
+
+def test_a_refused_api_connection_is_retried_with_back_off_then_reported(kafka_broker, topic, standin, tmp_path):
+    closed_url = f"http://127.0.0.1:{free_port()}/query"
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM,MSFT",
+                       ALPHAVANTAGE_BASE_URL=closed_url)
+    started = time.monotonic()
+    result = run_script("producer.py", "--once", env=env)
+    assert result.returncode == 1
+    # Three tries per symbol; the back-off keeps doubling across symbols until a call succeeds,
+    # since an API that refuses one symbol's connection refuses them all.
+    assert time.monotonic() - started >= 0.1 + 0.2 + 0.4 + 0.8
+    retries = [line for line in result.stderr.splitlines() if "trying again in" in line]
+    assert [line.split(" WARNING producer: ")[1] for line in retries] == [
+        f"{symbol}: connection failed: {closed_url}: ConnectionError; trying again in {delay} s"
+        for symbol, delay in (("IBM", "0.1"), ("IBM", "0.2"), ("MSFT", "0.4"), ("MSFT", "0.8"))]
+    assert result.stderr.splitlines()[-1] == (
+        f"producer: error: 2 of 2 symbol(s) failed: IBM: connection failed: {closed_url}: ConnectionError; "
+        f"MSFT: connection failed: {closed_url}: ConnectionError")
+    assert TEST_API_KEY not in result.stderr and "Traceback" not in result.stderr
+    assert topic_values(kafka_broker, topic) == []
