@@ -97,6 +97,18 @@ def commit_offsets(consumer: KafkaConsumer) -> None:
                     describe(exc))
 
 
+def poll_and_store(consumer: KafkaConsumer, connection: sqlite3.Connection, board: PriceBoard,
+                   timeout_ms: int = 500) -> tuple[int, int]:
+    """One cycle: poll a batch, store it, then commit its offsets. Returns (messages seen, new rows)."""
+    batches = consumer.poll(timeout_ms=timeout_ms)
+    records = [record for partition_records in batches.values() for record in partition_records]
+    if not records:
+        return 0, 0
+    stored = store_batch(connection, records, board)
+    commit_offsets(consumer)
+    return len(records), stored
+
+
 def consume(consumer: KafkaConsumer, connection: sqlite3.Connection, stop: threading.Event,
             watch: ConnectionWatch, idle_exit: float | None = None) -> int:
     """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored."""
@@ -104,19 +116,16 @@ def consume(consumer: KafkaConsumer, connection: sqlite3.Connection, stop: threa
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
-        batches = consumer.poll(timeout_ms=500)
+        seen, stored = poll_and_store(consumer, connection, board)
         watch.check()
-        records = [record for partition_records in batches.values() for record in partition_records]
-        if not records:
-            if not consumer.assignment():
-                last_message = time.monotonic()  # still joining the group: not idle yet
-            elif idle_exit is not None and time.monotonic() - last_message >= idle_exit:
-                log.info("no message for %.0f s; stopping", idle_exit)
-                break
-            continue
-        last_message = time.monotonic()
-        total += store_batch(connection, records, board)
-        commit_offsets(consumer)
+        total += stored
+        if seen:
+            last_message = time.monotonic()
+        elif not consumer.assignment():
+            last_message = time.monotonic()  # still joining the group: not idle yet
+        elif idle_exit is not None and time.monotonic() - last_message >= idle_exit:
+            log.info("no message for %.0f s; stopping", idle_exit)
+            break
     return total
 
 

@@ -1,0 +1,163 @@
+"""Consumer throughput: the project's consumer against the raw client ceiling and a naive baseline.
+
+Produces N messages in the project's format over several symbols to a fresh topic, then measures,
+each in its own process and fresh consumer group, from consumer creation until done:
+  (a) raw      a bare kafka-python consumer that only polls the messages (the ceiling)
+  (b) project  consumer.py's own loop storing them into a fresh SQLite file (until the last commit)
+  (c) naive    one INSERT and one commit per message into a default SQLite file
+
+    python bench/consumer_throughput.py                      # N = 200,000
+    python bench/consumer_throughput.py --messages 1000000 --skip-naive
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import (
+    bench_settings,
+    broker,
+    current_rss_mib,
+    fresh_name,
+    peak_rss_mib,
+    quote_message,
+)
+
+import consumer as project_consumer
+import db
+from kafka_client import create_consumer, ensure_topic
+
+
+def run_raw(settings, count: int) -> dict[str, float]:
+    client = create_consumer(settings)
+    started = time.perf_counter()
+    seen = 0
+    while seen < count:
+        for records in client.poll(timeout_ms=500).values():
+            seen += len(records)
+    elapsed = time.perf_counter() - started
+    client.close(autocommit=False)
+    return {"messages": seen, "seconds": elapsed}
+
+
+def run_project(settings, count: int) -> dict[str, float]:
+    connection = db.connect(settings.db_path)
+    client = create_consumer(settings)
+    board = project_consumer.PriceBoard()
+    started = time.perf_counter()
+    stored = 0
+    milestones: list[float] = []
+    while stored < count:
+        stored += project_consumer.poll_and_store(client, connection, board)[1]
+        while len(milestones) < 10 * stored // count:
+            milestones.append(round(current_rss_mib(), 1))
+    elapsed = time.perf_counter() - started
+    client.close(autocommit=False)
+    rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+    connection.close()
+    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones}
+
+
+def run_naive(settings, count: int) -> dict[str, float]:
+    connection = sqlite3.connect(settings.db_path)  # the defaults: rollback journal, synchronous=FULL
+    connection.execute("CREATE TABLE quotes (symbol TEXT, ts TEXT, price REAL, open REAL, high REAL, low REAL, "
+                       "volume INTEGER, source TEXT, fetched_at TEXT, UNIQUE (symbol, ts))")
+    client = create_consumer(settings)
+    started = time.perf_counter()
+    stored = 0
+    while stored < count:
+        for records in client.poll(timeout_ms=500).values():
+            for record in records:
+                if stored == count:
+                    break
+                m = json.loads(record.value)
+                connection.execute("INSERT OR IGNORE INTO quotes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   (m["symbol"], m["ts"], m["price"], m["open"], m["high"], m["low"], m["volume"],
+                                    m["source"], m["fetched_at"]))
+                connection.commit()
+                stored += 1
+    elapsed = time.perf_counter() - started
+    client.close(autocommit=False)
+    connection.close()
+    return {"messages": stored, "seconds": elapsed}
+
+
+ROLES = {"raw": run_raw, "project": run_project, "naive": run_naive}
+
+
+def run_role(args: argparse.Namespace) -> None:
+    settings = bench_settings(args.servers, args.topic, fresh_name(args.role), Path(args.db))
+    result = ROLES[args.role](settings, args.count)
+    result |= {"role": args.role, "rate": result["messages"] / result["seconds"], "peak_rss_mib": peak_rss_mib()}
+    print(json.dumps(result))
+
+
+def produce(servers: str, topic: str, count: int) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20, batch_size=512 * 1024,
+                             compression_type=None)
+    started = time.perf_counter()
+    for index in range(count):
+        key, value = quote_message(index)
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - started
+
+
+def measure(role: str, servers: str, topic: str, count: int, workdir: Path) -> dict:
+    command = [sys.executable, __file__, "--role", role, "--servers", servers, "--topic", topic,
+               "--count", str(count), "--db", str(workdir / f"{role}.db")]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000, help="messages produced (default 200,000)")
+    parser.add_argument("--naive-messages", type=int, default=20_000,
+                        help="messages the naive baseline stores (default 20,000: at one commit each it is slow)")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
+    parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
+    parser.add_argument("--servers", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role:
+        run_role(args)
+        return 0
+
+    with broker() as servers, tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
+        topic = fresh_name("throughput")
+        ensure_topic(bench_settings(servers, topic, "unused", Path(workdir) / "unused.db"))
+        seconds = produce(servers, topic, args.messages)
+        print(f"produced {args.messages:,} messages over {len(set(quote_message(i)[0] for i in range(16)))} "
+              f"symbols in {seconds:.1f} s")
+        results = {"raw": measure("raw", servers, topic, args.messages, Path(workdir)),
+                   "project": measure("project", servers, topic, args.messages, Path(workdir))}
+        if not args.skip_naive:
+            results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
+                                       Path(workdir))
+    labels = {"raw": "(a) raw kafka-python poll", "project": "(b) stockmon consumer",
+              "naive": "(c) naive, commit per row"}
+    for role, result in results.items():
+        print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
+              f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
+    print(f"stockmon consumer RSS at each tenth of the run (MiB): {results['project']['rss_mib_at_each_tenth']}")
+    print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}")
+    if "naive" in results:
+        print(f"ratio b/c (stored vs naive):     {results['project']['rate'] / results['naive']['rate']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
