@@ -131,7 +131,8 @@ def create_producer(settings: Settings) -> KafkaProducer:
         bootstrap_servers=settings.bootstrap_servers.split(","),
         bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         client_id="stockmon-producer",
-        linger_ms=5,
+        # A poll's quotes are sent together and then awaited at once: lingering would only add delay.
+        linger_ms=0,
         # send() waits this long for metadata or buffer space before raising, so a dead broker
         # cannot hang the poll loop; what fails is kept and sent again later.
         max_block_ms=3_000,

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-if str(PROJECT_DIR) not in sys.path:
-    sys.path.insert(0, str(PROJECT_DIR))
+# The project's modules, and tests/ for the Alpha Vantage stand-in.
+for folder in (PROJECT_DIR / "tests", PROJECT_DIR):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 from alphavantage import TIME_SERIES_INTRADAY, Quote  # noqa: E402
 from config import Settings, load_settings  # noqa: E402

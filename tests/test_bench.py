@@ -1,0 +1,44 @@
+"""The benchmarks run and report (on a small N, against the suite's broker); how fast is not asserted."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(kafka_broker, script: str, *args: str) -> str:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers}
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "bench" / script), *args], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
+    out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300")
+    for label, count in (("(a) raw kafka-python poll", "3,000"), ("(b) stockmon consumer", "3,000"),
+                         ("(c) naive, commit per row", "300")):
+        assert re.search(rf"{re.escape(label)}\s+{count} msgs\s+[\d.]+ s\s+[\d,]+ msg/s\s+peak RSS \d+ MiB", out), out
+    assert re.search(r"ratio b/a \(stored vs raw fetch\): \d+\.\d\d", out), out
+    assert re.search(r"ratio b/c \(stored vs naive\):\s+\d+\.\d", out), out
+
+
+def test_latency_reports_percentiles(kafka_broker):
+    out = run_bench(kafka_broker, "e2e_latency.py", "--rate", "200", "--seconds", "2")
+    assert "offered" in out and "400 of 400 rows committed" in out, out
+    assert re.search(r"p50 [\d.]+\s+p95 [\d.]+\s+p99 [\d.]+\s+max [\d.]+", out), out
+
+
+def test_producer_overhead_reports_a_median(kafka_broker):
+    out = run_bench(kafka_broker, "producer_overhead.py", "--polls", "20")
+    assert "20 polls, each publishing one quote" in out, out
+    assert re.search(r"producer overhead per quote .* median [\d,]+ us, p95 [\d,]+ us", out), out
+    assert re.search(r"ratio overhead / API call: \d+\.\d\d", out), out
