@@ -16,6 +16,14 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
 
+    @classmethod
+    def in_front_of(cls, bootstrap_servers: str) -> TcpProxy:
+        """A not-yet-started proxy on a free port for the first broker: a broker that is 'not up yet'."""
+        from local_kafka import free_port
+
+        host, port = bootstrap_servers.split(",")[0].rsplit(":", 1)
+        return cls(free_port(), (host, int(port)))
+
     def start(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

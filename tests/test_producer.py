@@ -92,8 +92,7 @@ def test_an_api_fault_is_logged_and_the_other_symbols_still_flow(kafka_broker, t
 
 
 def test_the_producer_waits_for_a_broker_that_is_not_up_yet(kafka_broker, topic, standin, tmp_path):
-    host, port = kafka_broker.bootstrap_servers.split(",")[0].rsplit(":", 1)
-    proxy = TcpProxy(free_port(), (host, int(port)))
+    proxy = TcpProxy.in_front_of(kafka_broker.bootstrap_servers)
     standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
     env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM",
                        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{proxy.port}")

@@ -11,15 +11,13 @@ from kafka import KafkaProducer
 
 from alphavantage_standin import recorded
 from conftest import pipeline_env, run_script, running, script_env, start_script
-from local_kafka import free_port
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
 
 def test_the_consumer_waits_for_a_late_broker_and_creates_the_missing_topic(kafka_broker, topic, standin, tmp_path):
-    host, port = kafka_broker.bootstrap_servers.split(",")[0].rsplit(":", 1)
-    proxy = TcpProxy(free_port(), (host, int(port)))
+    proxy = TcpProxy.in_front_of(kafka_broker.bootstrap_servers)
     db_path = tmp_path / "stocks.db"
     env = pipeline_env(kafka_broker, topic, standin, db_path, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{proxy.port}")
     log_path = tmp_path / "consumer.log"
