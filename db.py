@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -107,26 +107,3 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
     if symbol is None:
         return connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     return connection.execute("SELECT count(*) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
-
-
-def fetch_quotes(connection: sqlite3.Connection, symbols: Iterable[str] | None = None) -> list[sqlite3.Row]:
-    """Stored quotes ordered by symbol and time, as rows addressable by column name."""
-    connection.row_factory = sqlite3.Row
-    try:
-        if symbols is None:
-            return connection.execute("SELECT * FROM stock_prices ORDER BY symbol, ts").fetchall()
-        wanted = list(symbols)
-        marks = ",".join("?" * len(wanted))
-        return connection.execute(
-            f"SELECT * FROM stock_prices WHERE symbol IN ({marks}) ORDER BY symbol, ts", wanted).fetchall()
-    finally:
-        connection.row_factory = None
-
-
-def fetch_rejected(connection: sqlite3.Connection) -> list[sqlite3.Row]:
-    """Rejected messages in the order they arrived."""
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute('SELECT * FROM rejected_messages ORDER BY partition, "offset"').fetchall()
-    finally:
-        connection.row_factory = None
