@@ -61,6 +61,11 @@ class AlphaVantageStandIn:
     def script(self, function: str, symbol: str, *answers: Answer) -> None:
         self.scripts[(function, symbol)] = list(answers)
 
+    def script_recorded_intraday(self) -> None:
+        """MSFT's 100 recorded 1min bars and IBM's 2 recorded 5min bars."""
+        self.script("TIME_SERIES_INTRADAY", "MSFT", recorded("intraday_1min_MSFT_compact.json"))
+        self.script("TIME_SERIES_INTRADAY", "IBM", recorded("intraday_5min_IBM_trimmed.json"))
+
     def calls_for(self, symbol: str) -> int:
         return sum(1 for request in self.requests if request.get("symbol") == symbol)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from alphavantage_standin import changing_global_quotes, recorded, served_prices
+from alphavantage_standin import changing_global_quotes, served_prices
 from conftest import (
     Broker,
     pipeline_env,
@@ -145,8 +145,7 @@ def test_a_broker_restart_mid_run_is_ridden_out_by_both_processes(restartable_br
 
 
 def test_a_killed_producer_restarts_without_publishing_bars_again(kafka_broker, topic, standin, tmp_path):
-    standin.script("TIME_SERIES_INTRADAY", "MSFT", recorded("intraday_1min_MSFT_compact.json"))
-    standin.script("TIME_SERIES_INTRADAY", "IBM", recorded("intraday_5min_IBM_trimmed.json"))
+    standin.script_recorded_intraday()
     db_path = tmp_path / "stocks.db"
     env = pipeline_env(kafka_broker, topic, standin, db_path, STOCK_SYMBOLS="MSFT,IBM",
                        ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", REQUESTS_PER_MINUTE="60")

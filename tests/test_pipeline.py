@@ -89,8 +89,7 @@ def test_global_quotes_flow_from_api_to_sqlite_exactly_once(kafka_broker, topic,
 
 
 def test_intraday_bars_are_converted_to_utc_and_published_once(kafka_broker, topic, standin, tmp_path):
-    standin.script("TIME_SERIES_INTRADAY", "MSFT", recorded("intraday_1min_MSFT_compact.json"))
-    standin.script("TIME_SERIES_INTRADAY", "IBM", recorded("intraday_5min_IBM_trimmed.json"))
+    standin.script_recorded_intraday()
     db_path = tmp_path / "stocks.db"
     env = pipeline_env(kafka_broker, topic, standin, db_path, STOCK_SYMBOLS="MSFT,IBM",
                        ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", ALPHAVANTAGE_INTERVAL="1min")

@@ -114,8 +114,7 @@ def test_the_producer_waits_for_a_broker_that_is_not_up_yet(kafka_broker, topic,
 
 
 def test_sigterm_stops_the_producer_cleanly_with_everything_sent(kafka_broker, topic, standin, tmp_path):
-    standin.script("TIME_SERIES_INTRADAY", "MSFT", recorded("intraday_1min_MSFT_compact.json"))
-    standin.script("TIME_SERIES_INTRADAY", "IBM", recorded("intraday_5min_IBM_trimmed.json"))
+    standin.script_recorded_intraday()
     env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="MSFT,IBM",
                        ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", REQUESTS_PER_MINUTE="60")
     log_path = tmp_path / "producer.log"
