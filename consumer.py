@@ -85,8 +85,15 @@ def store_batch(connection: sqlite3.Connection, records: list[ConsumerRecord], b
     return stored
 
 
-def commit_offsets(consumer: KafkaConsumer) -> None:
-    """Commit what was stored. A failure is harmless: those messages come again and are ignored."""
+def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
+    """Commit what was stored. A failure is harmless: those messages come again and are ignored.
+
+    In steady state the commit is asynchronous (no round trip per batch); a commit lost to a crash
+    only means a redelivery. The last one, on the way out, waits.
+    """
+    if not wait:
+        consumer.commit_async(callback=_log_async_commit)
+        return
     try:
         consumer.commit()
     except CommitFailedError:
@@ -97,6 +104,11 @@ def commit_offsets(consumer: KafkaConsumer) -> None:
                     describe(exc))
 
 
+def _log_async_commit(offsets: object, result: object) -> None:
+    if isinstance(result, Exception):
+        log.debug("asynchronous offset commit failed (%s); a later commit covers it", describe(result))
+
+
 def poll_and_store(consumer: KafkaConsumer, connection: sqlite3.Connection, board: PriceBoard,
                    timeout_ms: int = 500) -> tuple[int, int]:
     """One cycle: poll a batch, store it, then commit its offsets. Returns (messages seen, new rows)."""
@@ -105,7 +117,7 @@ def poll_and_store(consumer: KafkaConsumer, connection: sqlite3.Connection, boar
     if not records:
         return 0, 0
     stored = store_batch(connection, records, board)
-    commit_offsets(consumer)
+    commit_offsets(consumer, wait=False)
     return len(records), stored
 
 
@@ -126,6 +138,7 @@ def consume(consumer: KafkaConsumer, connection: sqlite3.Connection, stop: threa
         elif idle_exit is not None and time.monotonic() - last_message >= idle_exit:
             log.info("no message for %.0f s; stopping", idle_exit)
             break
+    commit_offsets(consumer)
     return total
 
 
