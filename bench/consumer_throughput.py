@@ -2,7 +2,8 @@
 
 Produces N messages in the project's format over several symbols to a fresh topic, then measures,
 each in its own process and fresh consumer group, from consumer creation until done:
-  (a) raw      a bare kafka-python consumer that only polls the messages (the ceiling)
+  (a) raw      a bare kafka-python consumer that only polls the messages (the ceiling; measured
+               before and after (b), the faster run kept)
   (b) project  consumer.py's own loop storing them into a fresh SQLite file (until the last commit)
   (c) naive    one INSERT and one commit per message into a default SQLite file
 
@@ -142,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds = produce(servers, topic, args.messages)
         print(f"produced {args.messages:,} messages over {len(set(quote_message(i)[0] for i in range(16)))} "
               f"symbols in {seconds:.1f} s")
-        results = {"raw": measure("raw", servers, topic, args.messages, Path(workdir)),
-                   "project": measure("project", servers, topic, args.messages, Path(workdir))}
+        # The raw ceiling is measured before and after ours and the faster run kept: the first run
+        # can be slowed by the broker still settling the freshly produced log.
+        raw_before = measure("raw", servers, topic, args.messages, Path(workdir))
+        project = measure("project", servers, topic, args.messages, Path(workdir))
+        raw_after = measure("raw", servers, topic, args.messages, Path(workdir))
+        print(f"raw runs: {raw_before['rate']:,.0f} msg/s before, {raw_after['rate']:,.0f} msg/s after; "
+              "the faster is the ceiling")
+        results = {"raw": max(raw_before, raw_after, key=lambda result: result["rate"]), "project": project}
         if not args.skip_naive:
             results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
                                        Path(workdir))

@@ -13,11 +13,12 @@ ROW = QuoteRow("IBM", "2020-05-08T18:05:00.000Z", 121.74, 121.79, 121.86, 121.72
                "TIME_SERIES_INTRADAY", "2026-11-24T15:00:01.987Z")
 
 
-def test_schema_is_created_idempotently_in_wal_mode(tmp_path):
+def test_schema_is_created_idempotently_in_wal_mode_with_full_sync(tmp_path):
     path = tmp_path / "stocks.db"
     db.connect(path).close()
     connection = db.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: a commit is on disk
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"stock_prices", "rejected_messages"} <= tables
     columns = {row[1] for row in connection.execute("PRAGMA table_info(stock_prices)")}
