@@ -33,18 +33,15 @@ class NewQuoteFilter:
     def _global_identity(quote: Quote) -> tuple[object, ...]:
         return (quote.trading_day, quote.price, quote.open, quote.high, quote.low, quote.volume, quote.change)
 
+    def _is_new(self, quote: Quote) -> bool:
+        if quote.source == GLOBAL_QUOTE:
+            return self._last_global.get(quote.symbol) != self._global_identity(quote)
+        last = self._last_bar.get(quote.symbol)
+        return last is None or quote.ts > last
+
     def new_quotes(self, quotes: list[Quote]) -> list[Quote]:
         """The quotes not published before: a changed global quote, or every bar newer than the last one."""
-        fresh = []
-        for quote in quotes:
-            if quote.source == GLOBAL_QUOTE:
-                if self._last_global.get(quote.symbol) != self._global_identity(quote):
-                    fresh.append(quote)
-            else:
-                last = self._last_bar.get(quote.symbol)
-                if last is None or quote.ts > last:
-                    fresh.append(quote)
-        return fresh
+        return [quote for quote in quotes if self._is_new(quote)]
 
     def snapshot(self) -> dict[str, object]:
         """What was published, in JSON-ready form, so a restart does not publish it again."""
@@ -61,12 +58,12 @@ class NewQuoteFilter:
     def remember(self, quotes: list[Quote]) -> None:
         """Mark quotes as published (call once Kafka has acknowledged them)."""
         for quote in quotes:
+            if not self._is_new(quote):
+                continue
             if quote.source == GLOBAL_QUOTE:
                 self._last_global[quote.symbol] = self._global_identity(quote)
             else:
-                last = self._last_bar.get(quote.symbol)
-                if last is None or quote.ts > last:
-                    self._last_bar[quote.symbol] = quote.ts
+                self._last_bar[quote.symbol] = quote.ts
 
 
 class QuotePublisher:
