@@ -15,6 +15,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from alert_rules import Rule, RuleError, parse_rules
+from symbols import SYMBOL_PATTERN
+
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
 FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
 INTERVALS = ("1min", "5min", "15min", "30min", "60min")
@@ -22,7 +25,6 @@ ENTITLEMENTS = ("", "realtime", "delayed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,19}")
 
 # name, default, meaning: the single list behind --help; .env.example and the README repeat it.
 SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
@@ -38,11 +40,13 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
     ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
     ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
+    ("KAFKA_ALERTS_TOPIC", "stock_alerts", "topic consumer.py publishes alerts to, as JSON (created if missing)"),
     ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
     ("KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"),
     ("KAFKA_SASL_USERNAME", "", "SASL user name"),
     ("KAFKA_SASL_PASSWORD", "", "SASL password (secret)"),
     ("KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates (with SSL)"),
+    ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 (empty: none)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
@@ -74,6 +78,8 @@ class Settings:
     bootstrap_servers: str
     topic: str
     group_id: str
+    alerts_topic: str
+    alert_rules: tuple[Rule, ...]
     security_protocol: str
     sasl_mechanism: str
     sasl_username: str
@@ -186,8 +192,10 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
         requests_per_day=_positive_int("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
         bootstrap_servers=_non_empty("KAFKA_BOOTSTRAP_SERVERS", values["KAFKA_BOOTSTRAP_SERVERS"]),
-        topic=_topic(values["KAFKA_TOPIC"]),
+        topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
+        alerts_topic=_topic("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
+        alert_rules=_alert_rules(values["ALERT_RULES"]),
         security_protocol=security_protocol,
         sasl_mechanism=sasl_mechanism,
         sasl_username=values["KAFKA_SASL_USERNAME"].strip(),
@@ -199,12 +207,19 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
     )
 
 
-def _topic(text: str) -> str:
-    value = _non_empty("KAFKA_TOPIC", text)
+def _topic(name: str, text: str) -> str:
+    value = _non_empty(name, text)
     # Kafka's own rule for topic names.
     if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
-        raise ConfigError("KAFKA_TOPIC", f"{value!r} is not a valid topic name (letters, digits, '.', '_', '-')")
+        raise ConfigError(name, f"{value!r} is not a valid topic name (letters, digits, '.', '_', '-')")
     return value
+
+
+def _alert_rules(text: str) -> tuple[Rule, ...]:
+    try:
+        return parse_rules(text)
+    except RuleError as exc:
+        raise ConfigError("ALERT_RULES", str(exc)) from None
 
 
 def settings_epilog() -> str:

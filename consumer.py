@@ -3,6 +3,8 @@
 Each poll batch is validated, written in one SQLite transaction (bad messages set aside in
 `rejected_messages`), and only then are the Kafka offsets committed. A crash at any point
 therefore redelivers at most the last batch, and the unique key on (symbol, ts) absorbs it.
+The alert rules (ALERT_RULES) are evaluated on each new quote; the alerts they fire are stored in
+the same transaction and then published to the alerts topic.
 
     python consumer.py                 # run until Ctrl-C / SIGTERM
 """
@@ -22,12 +24,16 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
 import db
+from alert_outbox import AlertOutbox
+from alerts import AlertEngine, describe_alert
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
 from kafka_client import (
     ConnectionWatch,
     Stopped,
+    close_producer,
     create_consumer,
+    create_producer,
     describe,
     ensure_topic,
     retry_until_connected,
@@ -71,18 +77,40 @@ class PriceBoard:
         return ", ".join(parts)
 
 
-def store_batch(connection: sqlite3.Connection, records: list[ConsumerRecord], board: PriceBoard) -> int:
-    """Validate and store one poll batch in one transaction; return the number of new rows."""
-    rows, rejected = split_batch(records)
-    stored = db.save_batch(connection, rows, rejected)
-    for bad in rejected:
-        log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
-    if stored:
-        log.info("stored %d new quote(s): %s", stored, board.moves(rows))
-    if log.isEnabledFor(logging.DEBUG):
-        for row in rows:
-            log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
-    return stored
+class QuoteStore:
+    """Where each poll batch goes: SQLite, with the alerts its quotes fire (stored in the same
+    transaction), and from there to the alerts topic."""
+
+    def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
+                 outbox: AlertOutbox | None = None) -> None:
+        self.connection = connection
+        self.board = PriceBoard()
+        self.engine = engine
+        self.outbox = outbox
+
+    def store(self, records: list[ConsumerRecord]) -> int:
+        """Validate and store one poll batch in one transaction; return the number of new rows."""
+        rows, rejected = split_batch(records)
+        alerts = self.engine.evaluate(rows) if self.engine else []
+        stored = db.save_batch(self.connection, rows, rejected, alerts)
+        for bad in rejected:
+            log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
+        if stored:
+            log.info("stored %d new quote(s): %s", stored, self.board.moves(rows))
+        if log.isEnabledFor(logging.DEBUG):
+            for row in rows:
+                log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
+        for alert in alerts:
+            log.warning("ALERT %s", describe_alert(alert))
+        if alerts and self.outbox:
+            self.outbox.note_new()
+            self.outbox.publish(wait=1.0)
+        return stored
+
+    def publish_alerts(self, wait: float = 0.0) -> None:
+        """Retry alerts the topic has not taken yet (cheap when there are none)."""
+        if self.outbox:
+            self.outbox.publish(wait)
 
 
 def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
@@ -109,27 +137,26 @@ def _log_async_commit(offsets: object, result: object) -> None:
         log.debug("asynchronous offset commit failed (%s); a later commit covers it", describe(result))
 
 
-def poll_and_store(consumer: KafkaConsumer, connection: sqlite3.Connection, board: PriceBoard,
-                   timeout_ms: int = 500) -> tuple[int, int]:
+def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int = 500) -> tuple[int, int]:
     """One cycle: poll a batch, store it, then commit its offsets. Returns (messages seen, new rows)."""
     batches = consumer.poll(timeout_ms=timeout_ms)
     records = [record for partition_records in batches.values() for record in partition_records]
     if not records:
         return 0, 0
-    stored = store_batch(connection, records, board)
+    stored = store.store(records)
     commit_offsets(consumer, wait=False)
     return len(records), stored
 
 
-def consume(consumer: KafkaConsumer, connection: sqlite3.Connection, stop: threading.Event,
+def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
             watch: ConnectionWatch, idle_exit: float | None = None) -> int:
     """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored."""
-    board = PriceBoard()
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
-        seen, stored = poll_and_store(consumer, connection, board)
+        seen, stored = poll_and_store(consumer, store)
         watch.check()
+        store.publish_alerts()
         total += stored
         if seen:
             last_message = time.monotonic()
@@ -155,10 +182,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_consumer(settings: Settings, stop: threading.Event) -> KafkaConsumer:
+def open_consumer(settings: Settings, stop: threading.Event, engine: AlertEngine | None) -> KafkaConsumer:
     retry_until_connected(lambda: ensure_topic(settings), "the consumer", settings.bootstrap_servers, stop)
-    return retry_until_connected(lambda: create_consumer(settings), "the consumer",
+    # After a rebalance this consumer may own symbols another one stored since: reload their state.
+    on_assigned = engine.forget if engine else None
+    return retry_until_connected(lambda: create_consumer(settings, on_assigned=on_assigned), "the consumer",
                                  settings.bootstrap_servers, stop)
+
+
+def open_alert_outbox(settings: Settings, connection: sqlite3.Connection,
+                      stop: threading.Event) -> AlertOutbox | None:
+    """A producer for the alerts topic, when there are rules or alerts still to publish."""
+    if not settings.alert_rules and not db.count_unpublished_alerts(connection):
+        return None
+    retry_until_connected(lambda: ensure_topic(settings, settings.alerts_topic), "the consumer",
+                          settings.bootstrap_servers, stop)
+    producer = retry_until_connected(lambda: create_producer(settings), "the consumer",
+                                     settings.bootstrap_servers, stop)
+    return AlertOutbox(producer, connection, settings.alerts_topic)
+
+
+def announce_rules(settings: Settings) -> None:
+    if not settings.alert_rules:
+        return
+    log.info("alert rules: %s (alerts go to topic %s)", ", ".join(rule.text for rule in settings.alert_rules),
+             settings.alerts_topic)
+    for rule in settings.alert_rules:
+        if rule.symbol is not None and rule.symbol not in settings.symbols:
+            log.warning("alert rule %s names %s, which is not in STOCK_SYMBOLS; it fires only if quotes "
+                        "for %s arrive from elsewhere", rule.text, rule.symbol, rule.symbol)
+
+
+def close_alert_outbox(outbox: AlertOutbox) -> None:
+    """Give Kafka a last chance at the waiting alerts; what it does not take is sent at the next start."""
+    try:
+        outbox.publish(wait=3.0)
+        left = outbox.unpublished()
+        if left:
+            log.warning("%d alert(s) not yet on topic %s; they are kept and sent at the next start",
+                        left, outbox.topic)
+    finally:
+        close_producer(outbox.producer, timeout=3.0)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -170,20 +234,25 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return ExitCode.STORAGE
     stop = threading.Event()
     install_stop_handlers(stop)
+    announce_rules(settings)
+    engine = AlertEngine(settings.alert_rules, connection) if settings.alert_rules else None
     try:
-        consumer = open_consumer(settings, stop)
+        outbox = open_alert_outbox(settings, connection, stop)
+        consumer = open_consumer(settings, stop, engine)
     except Stopped:
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     try:
         watch = ConnectionWatch(consumer, settings.bootstrap_servers)
-        total = consume(consumer, connection, stop, watch, args.idle_exit)
+        total = consume(consumer, QuoteStore(connection, engine, outbox), stop, watch, args.idle_exit)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
         consumer.close(autocommit=False)
+        if outbox:
+            close_alert_outbox(outbox)
         connection.close()
     log.info("stopped; %d new quote(s) stored in this run", total)
     return ExitCode.OK

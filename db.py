@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from messages import QuoteRow
+from messages import AlertRow, QuoteRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock_prices (
@@ -38,6 +38,21 @@ CREATE TABLE IF NOT EXISTS rejected_messages (
     rejected_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     UNIQUE (topic, partition, "offset")
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    id              INTEGER PRIMARY KEY,
+    symbol          TEXT    NOT NULL,
+    rule            TEXT    NOT NULL,  -- the rule's canonical text, e.g. TSLA:5%/1h or AAPL>200
+    direction       TEXT    NOT NULL CHECK (direction IN ('up', 'down')),
+    price           REAL    NOT NULL,  -- the quote that fired it
+    ts              TEXT    NOT NULL,
+    reference_price REAL    NOT NULL,  -- the window's low/high, or the last quote before a level crossing
+    reference_ts    TEXT    NOT NULL,
+    move_percent    REAL    NOT NULL,
+    fired_at        TEXT    NOT NULL,
+    published_at    TEXT,              -- when the alerts topic acknowledged it; NULL: still to send
+    UNIQUE (symbol, rule, ts, direction)
+);
+CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at IS NULL;
 """
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
@@ -52,6 +67,13 @@ INSERT_REJECTED = """
 INSERT INTO rejected_messages (topic, partition, "offset", key, value, reason)
 VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (topic, partition, "offset") DO NOTHING
+"""
+
+ALERT_COLUMNS = "symbol, rule, direction, price, ts, reference_price, reference_ts, move_percent, fired_at"
+# Alerts are a function of the stored quotes, so a redelivered batch recomputes the same ones.
+INSERT_ALERT = f"""
+INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, rule, ts, direction) DO NOTHING
 """
 
 
@@ -86,14 +108,19 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
-               rejected: Sequence[Rejected]) -> int:
-    """Store good rows and rejected messages in one transaction; return how many rows were new."""
+               rejected: Sequence[Rejected], alerts: Sequence[AlertRow] = ()) -> int:
+    """Store good rows, rejected messages and the alerts they fired in one transaction.
+
+    Returns how many rows were new. One transaction: a crash leaves no quote without its alerts.
+    """
     try:
         connection.execute("BEGIN IMMEDIATE")
         before = connection.total_changes
         connection.executemany(INSERT_QUOTE, rows)
         stored = connection.total_changes - before
         connection.executemany(INSERT_REJECTED, rejected)
+        if alerts:
+            connection.executemany(INSERT_ALERT, alerts)
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
         if connection.in_transaction:
@@ -107,3 +134,38 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
     if symbol is None:
         return connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     return connection.execute("SELECT count(*) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
+
+
+def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds: float) -> list[tuple[str, float]]:
+    """(ts, price) of a symbol's latest quote and of those up to `lookback_seconds` before it, oldest first."""
+    return connection.execute(
+        """SELECT ts, price FROM stock_prices
+           WHERE symbol = :symbol AND ts >= (
+               SELECT strftime('%Y-%m-%dT%H:%M:%fZ', max(ts), '-' || :lookback || ' seconds')
+               FROM stock_prices WHERE symbol = :symbol)
+           ORDER BY ts""",
+        {"symbol": symbol, "lookback": lookback_seconds}).fetchall()
+
+
+def alerts_to_publish(connection: sqlite3.Connection, limit: int = 500) -> list[tuple[int, AlertRow]]:
+    """Stored alerts the alerts topic has not acknowledged yet, oldest first."""
+    found = connection.execute(
+        f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE published_at IS NULL ORDER BY id LIMIT ?", (limit,))
+    return [(row[0], AlertRow(*row[1:])) for row in found]
+
+
+def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], when: str) -> None:
+    """Remember that the alerts topic has these alerts."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany("UPDATE alerts SET published_at = ? WHERE id = ?", [(when, i) for i in ids])
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise DatabaseError(f"writing to the database failed: {exc}") from None
+
+
+def count_unpublished_alerts(connection: sqlite3.Connection) -> int:
+    """Stored alerts the alerts topic does not have yet."""
+    return connection.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]

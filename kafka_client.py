@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from config import Settings
@@ -110,14 +110,15 @@ def create_admin(settings: Settings) -> KafkaAdminClient:
                             **settings.kafka_security())
 
 
-def ensure_topic(settings: Settings) -> bool:
-    """Create the topic unless it exists; True when this call created it."""
+def ensure_topic(settings: Settings, topic: str | None = None) -> bool:
+    """Create the topic (the quotes topic unless another is named) unless it exists; True when created."""
+    topic = topic or settings.topic
     admin = create_admin(settings)
     try:
-        if settings.topic in admin.list_topics():
+        if topic in admin.list_topics():
             return False
-        admin.create_topics({settings.topic: {"num_partitions": TOPIC_PARTITIONS}}, wait_for_metadata=True)
-        log.info("created topic %s with %d partitions", settings.topic, TOPIC_PARTITIONS)
+        admin.create_topics({topic: {"num_partitions": TOPIC_PARTITIONS}}, wait_for_metadata=True)
+        log.info("created topic %s with %d partitions", topic, TOPIC_PARTITIONS)
         return True
     except TopicAlreadyExistsError:
         return False
@@ -142,8 +143,23 @@ def create_producer(settings: Settings) -> KafkaProducer:
     )
 
 
-def create_consumer(settings: Settings, max_poll_records: int = 2000) -> KafkaConsumer:
-    """A group consumer that never commits by itself: offsets follow the SQLite commit."""
+class _OnAssigned(ConsumerRebalanceListener):
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: object) -> None:
+        self.callback()
+
+
+def create_consumer(settings: Settings, max_poll_records: int = 2000,
+                    on_assigned: Callable[[], None] | None = None) -> KafkaConsumer:
+    """A group consumer that never commits by itself: offsets follow the SQLite commit.
+
+    `on_assigned` runs inside poll() whenever the group hands this consumer its partitions.
+    """
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers.split(","),
         bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
@@ -157,7 +173,7 @@ def create_consumer(settings: Settings, max_poll_records: int = 2000) -> KafkaCo
         heartbeat_interval_ms=2_000,
         **settings.kafka_security(),
     )
-    consumer.subscribe([settings.topic])
+    consumer.subscribe([settings.topic], listener=_OnAssigned(on_assigned) if on_assigned else None)
     return consumer
 
 

@@ -1,4 +1,5 @@
-"""The Kafka message format (version 1), both ways: Quote -> bytes, and bytes -> validated row.
+"""The Kafka message formats (version 1): quotes both ways (Quote -> bytes -> validated row), and
+the alerts consumer.py publishes for other programs.
 
 Times travel as UTC ISO-8601 with milliseconds and a "Z" (`2020-05-08T18:05:00.000Z`), a form
 that sorts correctly as text in SQLite.
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from alphavantage import GLOBAL_QUOTE, TIME_SERIES_INTRADAY, Quote
-from config import SYMBOL_PATTERN
+from symbols import SYMBOL_PATTERN
 
 VERSION = 1
 SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY})
@@ -44,6 +45,20 @@ class QuoteRow(NamedTuple):
     fetched_at: str
 
 
+class AlertRow(NamedTuple):
+    """An alert as stored and published, in the column order of db.save_batch."""
+
+    symbol: str
+    rule: str
+    direction: str  # "up" or "down"
+    price: float
+    ts: str  # the quote that fired it
+    reference_price: float
+    reference_ts: str
+    move_percent: float
+    fired_at: str
+
+
 def format_time(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds and Z."""
     utc = moment.astimezone(UTC)
@@ -64,6 +79,11 @@ def encode_quote(quote: Quote) -> bytes:
     if quote.trading_day is not None:
         message["trading_day"] = quote.trading_day
     return json.dumps(message, separators=(",", ":")).encode()
+
+
+def encode_alert(alert: AlertRow) -> bytes:
+    """The alerts topic's message value: the stored alert as one JSON object, with a version."""
+    return json.dumps({"v": VERSION, **alert._asdict()}, separators=(",", ":")).encode()
 
 
 def quote_from_row(row: QuoteRow) -> Quote:

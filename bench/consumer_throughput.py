@@ -51,12 +51,12 @@ def run_raw(settings, count: int) -> dict[str, float]:
 def run_project(settings, count: int) -> dict[str, float]:
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
-    board = project_consumer.PriceBoard()
+    store = project_consumer.QuoteStore(connection)
     started = time.perf_counter()
     stored = 0
     milestones: list[float] = []
     while stored < count:
-        stored += project_consumer.poll_and_store(client, connection, board)[1]
+        stored += project_consumer.poll_and_store(client, store)[1]
         while len(milestones) < 10 * stored // count:
             milestones.append(round(current_rss_mib(), 1))
     elapsed = time.perf_counter() - started

@@ -1,0 +1,119 @@
+"""Alert rules in their compact written form (`2%/15m`, `TSLA:5%/1h`, `AAPL>200`, `IBM<150`).
+
+A move rule watches the percentage move within a time window, for every symbol or one; a level
+rule watches one symbol's price cross a line. Each rule has one canonical text, stored with every
+alert it fires, so the same rule written two ways (`tsla:5%/60m`) is still the same rule.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from durations import format_duration, parse_duration
+from symbols import SYMBOL_PATTERN
+
+MOVE_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?(?P<sign>[+-]?)(?P<percent>[^%]+)%/(?P<window>.+)")
+LEVEL_PATTERN = re.compile(r"(?P<symbol>[^<>]+)(?P<op>[<>])(?P<level>.+)")
+RULE_SEPARATORS = re.compile(r"[,;]")
+SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
+          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150)")
+
+
+class RuleError(ValueError):
+    """A rule that cannot be read; the text says which one and why."""
+
+
+@dataclass(frozen=True)
+class MoveRule:
+    """Fires when a price has moved at least `percent` away from the window's low (up) or high (down)."""
+
+    percent: float
+    window: timedelta
+    symbol: str | None = None  # None: every symbol
+    direction: str = "both"  # "up", "down" or "both"
+
+    @property
+    def text(self) -> str:
+        sign = {"up": "+", "down": "-", "both": ""}[self.direction]
+        prefix = f"{self.symbol}:" if self.symbol else ""
+        return f"{prefix}{sign}{self.percent:g}%/{format_duration(self.window)}"
+
+    def applies_to(self, symbol: str) -> bool:
+        return self.symbol is None or self.symbol == symbol
+
+
+@dataclass(frozen=True)
+class LevelRule:
+    """Fires when a symbol's price goes from at-or-below to above `level` (or the other way for `<`)."""
+
+    symbol: str
+    level: float
+    above: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.symbol}{'>' if self.above else '<'}{self.level:g}"
+
+    def applies_to(self, symbol: str) -> bool:
+        return self.symbol == symbol
+
+
+Rule = MoveRule | LevelRule
+
+
+def parse_rules(text: str) -> tuple[Rule, ...]:
+    """Rules separated by commas (or semicolons), spaces ignored; repeats dropped, order kept."""
+    rules: list[Rule] = []
+    for part in RULE_SEPARATORS.split(text):
+        written = "".join(part.split())
+        if not written:
+            continue
+        rule = parse_rule(written)
+        if rule not in rules:
+            rules.append(rule)
+    return tuple(rules)
+
+
+def parse_rule(written: str) -> Rule:
+    """One rule from its written form; RuleError naming the rule and the problem otherwise."""
+    move = MOVE_PATTERN.fullmatch(written)
+    if move:
+        symbol = _symbol(written, move["symbol"]) if move["symbol"] is not None else None
+        percent = _positive(written, move["percent"], "percentage")
+        try:
+            window = parse_duration(move["window"])
+        except ValueError as exc:
+            raise RuleError(f"{written!r}: window {exc}") from None
+        direction = {"+": "up", "-": "down", "": "both"}[move["sign"]]
+        return MoveRule(percent, window, symbol, direction)
+    level = LEVEL_PATTERN.fullmatch(written)
+    if level:
+        return LevelRule(_symbol(written, level["symbol"]), _positive(written, level["level"], "price"),
+                         above=level["op"] == ">")
+    raise RuleError(f"{written!r} is not a rule: {SYNTAX}")
+
+
+def _symbol(written: str, raw: str) -> str:
+    symbol = raw.upper()
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise RuleError(f"{written!r}: {raw!r} is not a valid symbol (letters, digits, '.' and '-', at most 20)")
+    return symbol
+
+
+def _positive(written: str, raw: str, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RuleError(f"{written!r}: {raw!r} is not a {what}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise RuleError(f"{written!r}: the {what} must be a positive number, got {raw}")
+    return value
+
+
+def longest_window(rules: tuple[Rule, ...], symbol: str) -> timedelta:
+    """How much history the move rules that apply to `symbol` look back over (zero when none)."""
+    windows = [rule.window for rule in rules if isinstance(rule, MoveRule) and rule.applies_to(symbol)]
+    return max(windows, default=timedelta(0))

@@ -1,0 +1,161 @@
+"""Alert rules evaluated on each stored quote, with state that a restart recovers from the database.
+
+Alerts are a pure function of each symbol's stored price series: a rule fires on the quote where its
+condition becomes true, and not again until it has been false. Because the state is rebuilt from
+the stored quotes, a restart or a redelivered batch neither loses nor repeats an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import db
+from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule
+from messages import AlertRow, QuoteRow, format_time
+
+log = logging.getLogger("alerts")
+# A move of exactly the threshold counts, whatever binary floating point makes of 102/100.
+TOLERANCE = 1e-9
+
+
+def seconds_of(ts: str) -> float:
+    """A stored UTC time as seconds since the epoch."""
+    return datetime.fromisoformat(ts).timestamp()
+
+
+class WindowExtremes:
+    """The lowest and highest price of the last `window` seconds, in O(1) amortised per quote.
+
+    Two monotonic queues: the front of `lows` is the window's lowest price, of `highs` its highest.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.lows: deque[tuple[float, str, float]] = deque()
+        self.highs: deque[tuple[float, str, float]] = deque()
+
+    def push(self, moment: float, ts: str, price: float) -> None:
+        while self.lows and self.lows[-1][2] >= price:
+            self.lows.pop()
+        self.lows.append((moment, ts, price))
+        while self.highs and self.highs[-1][2] <= price:
+            self.highs.pop()
+        self.highs.append((moment, ts, price))
+
+    def extremes(self, moment: float) -> tuple[tuple[str, float], tuple[str, float]] | None:
+        """((ts, low), (ts, high)) of the quotes at most `window` seconds before `moment`; None if none."""
+        oldest = moment - self.window
+        for queue in (self.lows, self.highs):
+            while queue and queue[0][0] < oldest:
+                queue.popleft()
+        if not self.lows:
+            return None
+        return (self.lows[0][1], self.lows[0][2]), (self.highs[0][1], self.highs[0][2])
+
+
+class SymbolState:
+    """What the rules of one symbol remember between quotes."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.last: tuple[str, float] | None = None  # (ts, price) of the last quote evaluated
+        self.windows = {rule.window.total_seconds(): WindowExtremes(rule.window.total_seconds())
+                        for rule in rules if isinstance(rule, MoveRule)}
+        self.holding: set[tuple[str, str]] = set()  # (rule text, direction) whose condition held last time
+
+    def evaluate(self, symbol: str, ts: str, price: float, fired_at: str) -> list[AlertRow]:
+        """The alerts this quote fires; it must be newer than the last one evaluated."""
+        moment = seconds_of(ts)
+        alerts: list[AlertRow] = []
+        holding: set[tuple[str, str]] = set()
+        for rule in self.rules:
+            for direction, reference in self._conditions(rule, moment, price):
+                holding.add((rule.text, direction))
+                if reference is not None and (rule.text, direction) not in self.holding:
+                    ref_ts, ref_price = reference
+                    move = round((price - ref_price) / ref_price * 100, 4)
+                    alerts.append(AlertRow(symbol, rule.text, direction, price, ts, ref_price, ref_ts, move,
+                                           fired_at))
+        self.holding = holding
+        for extremes in self.windows.values():
+            extremes.push(moment, ts, price)
+        self.last = (ts, price)
+        return alerts
+
+    def _conditions(self, rule: Rule, moment: float,
+                    price: float) -> list[tuple[str, tuple[str, float] | None]]:
+        """The directions in which `rule` holds at this quote, each with its reference (ts, price).
+
+        A level rule holds while the price is past its line; its reference is the quote before. The
+        first quote of a symbol has none: it only tells which side of the line the price starts on.
+        """
+        if isinstance(rule, LevelRule):
+            past = price > rule.level if rule.above else price < rule.level
+            return [("up" if rule.above else "down", self.last)] if past else []
+        found = self.windows[rule.window.total_seconds()].extremes(moment)
+        if found is None:
+            return []
+        (low_ts, low), (high_ts, high) = found
+        held = []
+        if rule.direction != "down" and (price - low) / low * 100 >= rule.percent - TOLERANCE:
+            held.append(("up", (low_ts, low)))
+        if rule.direction != "up" and (high - price) / high * 100 >= rule.percent - TOLERANCE:
+            held.append(("down", (high_ts, high)))
+        return held
+
+
+class AlertEngine:
+    """Evaluates the rules on quotes as they are stored; each symbol's state is loaded from the
+    database the first time the symbol is seen (or after `forget`, when partitions move)."""
+
+    def __init__(self, rules: tuple[Rule, ...], connection: sqlite3.Connection,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.rules = rules
+        self.connection = connection
+        self.clock = clock
+        self.states: dict[str, SymbolState] = {}
+
+    def forget(self) -> None:
+        """Drop what is remembered; the next quote of each symbol reloads its state from the database."""
+        self.states.clear()
+
+    def evaluate(self, rows: Iterable[QuoteRow]) -> list[AlertRow]:
+        """The alerts fired by the quotes not yet stored (older or repeated ones are skipped)."""
+        if not self.rules:
+            return []
+        fired_at = format_time(self.clock())
+        alerts: list[AlertRow] = []
+        for row in rows:
+            state = self.states.get(row.symbol) or self._load(row.symbol)
+            if state.last is not None and row.ts <= state.last[0]:
+                continue  # already stored (a redelivery), or older than what is: not a move now
+            if state.rules:
+                alerts.extend(state.evaluate(row.symbol, row.ts, row.price, fired_at))
+            else:
+                state.last = (row.ts, row.price)
+        return alerts
+
+    def _load(self, symbol: str) -> SymbolState:
+        """Replay the stored history the rules look back over, firing nothing, to rebuild the state."""
+        state = SymbolState(tuple(rule for rule in self.rules if rule.applies_to(symbol)))
+        lookback = longest_window(state.rules, symbol).total_seconds()
+        for ts, price in db.recent_prices(self.connection, symbol, lookback):
+            state.evaluate(symbol, ts, price, "")
+        self.states[symbol] = state
+        return state
+
+
+def describe_alert(alert: AlertRow) -> str:
+    """The alert as one log line."""
+    rule = parse_rule(alert.rule)
+    if isinstance(rule, LevelRule):
+        side = "above" if rule.above else "below"
+        return (f"{alert.symbol} crossed {side} {rule.level:g}: {alert.price:g} at "
+                f"{alert.ts} (previous quote {alert.reference_price:g} at {alert.reference_ts}) [rule {alert.rule}]")
+    extreme = "low" if alert.direction == "up" else "high"
+    return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price:g} at {alert.ts}, from the "
+            f"window's {extreme} {alert.reference_price:g} at {alert.reference_ts} [rule {alert.rule}]")
