@@ -71,7 +71,12 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
         written = "".join(part.split())
         if not written:
             continue
-        rule = parse_rule(written)
+        try:
+            rule = parse_rule(written)
+        except RuleError as exc:
+            if len(part.split()) > 1:  # "2%/15m TSLA:5%/1h": spaces where a comma was meant?
+                raise RuleError(f"{exc} (separate rules with commas)") from None
+            raise
         if rule not in rules:
             rules.append(rule)
     return tuple(rules)

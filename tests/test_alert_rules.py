@@ -1,0 +1,80 @@
+"""Alert rules in their written form: what each form means, its canonical text, and the exact errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from alert_rules import LevelRule, MoveRule, RuleError, longest_window, parse_rules
+from config import ConfigError, load_settings
+from conftest import run_script, script_env
+
+
+def test_every_written_form_becomes_its_rule_with_one_canonical_text():
+    rules = parse_rules("2%/15m, TSLA:5%/1h, AAPL>200, IBM<150, tsla:+2.5%/90m, -3%/1d, brk.b > 450.5")
+    assert rules == (
+        MoveRule(2.0, timedelta(minutes=15)),
+        MoveRule(5.0, timedelta(hours=1), "TSLA"),
+        LevelRule("AAPL", 200.0, above=True),
+        LevelRule("IBM", 150.0, above=False),
+        MoveRule(2.5, timedelta(minutes=90), "TSLA", "up"),
+        MoveRule(3.0, timedelta(days=1), None, "down"),
+        LevelRule("BRK.B", 450.5, above=True),
+    )
+    assert [rule.text for rule in rules] == [
+        "2%/15m", "TSLA:5%/1h", "AAPL>200", "IBM<150", "TSLA:+2.5%/90m", "-3%/1d", "BRK.B>450.5"]
+
+
+def test_the_same_rule_written_twice_is_kept_once_and_empty_means_none():
+    assert parse_rules("TSLA:5%/60m; tsla:5%/1h ,") == (MoveRule(5.0, timedelta(hours=1), "TSLA"),)
+    assert parse_rules("") == ()
+    assert parse_rules(" , ") == ()
+
+
+def test_which_symbols_a_rule_watches_and_how_far_back():
+    rules = parse_rules("2%/15m, TSLA:5%/1h, AAPL>200")
+    assert [rule.applies_to("TSLA") for rule in rules] == [True, True, False]
+    assert [rule.applies_to("AAPL") for rule in rules] == [True, False, True]
+    assert longest_window(rules, "TSLA") == timedelta(hours=1)
+    assert longest_window(rules, "AAPL") == timedelta(minutes=15)
+    assert longest_window(parse_rules("AAPL>200"), "AAPL") == timedelta(0)
+
+
+SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
+          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150)")
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("2%", f"'2%' is not a rule: {SYNTAX}"),
+    ("TSLA", f"'TSLA' is not a rule: {SYNTAX}"),
+    ("2%/15m TSLA:5%/1h", "'2%/15mTSLA:5%/1h': '2%/15mTSLA' is not a valid symbol "
+                          "(letters, digits, '.' and '-', at most 20) (separate rules with commas)"),
+    ("2%/15x", "'2%/15x': window '15x' is not a duration (a number and s, m, h, d or w, e.g. 15m)"),
+    ("2%/0m", "'2%/0m': window '0m' is not a positive duration"),
+    ("TSLA:0%/1h", "'TSLA:0%/1h': the percentage must be a positive number, got 0"),
+    ("TSLA:two%/1h", "'TSLA:two%/1h': 'two' is not a percentage"),
+    ("AAPL>abc", "'AAPL>abc': 'abc' is not a price"),
+    ("AAPL>=200", "'AAPL>=200': '=200' is not a price"),
+    ("AAPL>-5", "'AAPL>-5': the price must be a positive number, got -5"),
+    ("AAPL>nan", "'AAPL>nan': the price must be a positive number, got nan"),
+    ("$$:2%/1h", "'$$:2%/1h': '$$' is not a valid symbol (letters, digits, '.' and '-', at most 20)"),
+])
+def test_a_malformed_rule_says_which_and_why(written, message):
+    with pytest.raises(RuleError) as caught:
+        parse_rules(f"AAPL>200, {written}")
+    assert str(caught.value) == message
+
+
+def test_a_malformed_rule_is_a_configuration_error_naming_alert_rules():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"ALERT_RULES": "IBM>>150"}, env_file=None)
+    assert str(caught.value) == "ALERT_RULES: 'IBM>>150': '>150' is not a price"
+    assert caught.value.setting == "ALERT_RULES"
+
+
+@pytest.mark.parametrize("script", ["consumer.py", "producer.py", "monitor.py"])
+def test_every_script_exits_2_with_one_line_for_a_malformed_rule(script):
+    result = run_script(script, env=script_env(ALERT_RULES="2%/15m, IBM<"), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == f"{script[:-3]}: error: ALERT_RULES: 'IBM<' is not a rule: {SYNTAX}\n"

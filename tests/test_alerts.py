@@ -1,0 +1,193 @@
+"""Alert evaluation on a real SQLite file: crossings, windows, once per crossing, restart recovery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import db
+from alert_rules import parse_rules
+from alerts import AlertEngine, WindowExtremes, describe_alert
+from messages import AlertRow, QuoteRow, format_time
+
+START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+FIRED_AT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    return format_time(START + timedelta(minutes=minutes))
+
+
+def quote(symbol: str, minutes: float, price: float) -> QuoteRow:
+    ts = at(minutes)
+    return QuoteRow(symbol, ts, price, price, price, price, 100, None, None, None, "TIME_SERIES_INTRADAY", ts)
+
+
+class Consumer:
+    """What consumer.py does with each batch: evaluate, then store quotes and alerts together."""
+
+    def __init__(self, path: Path, rules: str) -> None:
+        self.connection = db.connect(path)
+        self.engine = AlertEngine(parse_rules(rules), self.connection, clock=lambda: FIRED_AT)
+
+    def store(self, *rows: QuoteRow) -> list[AlertRow]:
+        alerts = self.engine.evaluate(rows)
+        db.save_batch(self.connection, rows, [], alerts)
+        return alerts
+
+    def stored_alerts(self) -> list[tuple]:
+        return self.connection.execute(
+            "SELECT symbol, rule, direction, price, ts, reference_price, reference_ts, move_percent "
+            "FROM alerts ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def consumer(tmp_path: Path):
+    def make(rules: str) -> Consumer:
+        return Consumer(tmp_path / "stocks.db", rules)
+    return make
+
+
+def feed(consumer: Consumer, symbol: str, series: list[tuple[float, float]]) -> list[AlertRow]:
+    fired: list[AlertRow] = []
+    for minutes, price in series:
+        fired.extend(consumer.store(quote(symbol, minutes, price)))
+    return fired
+
+
+def test_a_level_fires_once_per_crossing_with_the_quote_before_as_reference(consumer):
+    store = consumer("AAPL>200")
+    fired = feed(store, "AAPL", [(0, 195), (1, 199.5), (2, 201), (3, 205), (4, 200), (5, 198), (6, 202.25)])
+    assert [(a.price, a.ts, a.reference_price, a.reference_ts, a.direction, a.move_percent) for a in fired] == [
+        (201, at(2), 199.5, at(1), "up", 0.7519),
+        (202.25, at(6), 198, at(5), "up", 2.1465),
+    ]
+    assert store.stored_alerts() == [
+        ("AAPL", "AAPL>200", "up", 201.0, at(2), 199.5, at(1), 0.7519),
+        ("AAPL", "AAPL>200", "up", 202.25, at(6), 198.0, at(5), 2.1465),
+    ]
+    assert all(a.fired_at == "2026-11-24T15:00:00.000Z" for a in fired)
+
+
+def test_a_level_down_fires_on_the_way_down_only(consumer):
+    store = consumer("IBM<150")
+    fired = feed(store, "IBM", [(0, 151), (1, 150), (2, 149.9), (3, 148), (4, 152), (5, 149)])
+    assert [(a.price, a.reference_price, a.direction) for a in fired] == [(149.9, 150, "down"), (149, 152, "down")]
+
+
+def test_the_first_quote_past_a_line_only_says_which_side_the_price_starts_on(consumer):
+    store = consumer("AAPL>200")
+    assert feed(store, "AAPL", [(0, 210), (1, 215), (2, 220)]) == []
+    assert [a.price for a in feed(store, "AAPL", [(3, 190), (4, 201)])] == [201]
+
+
+def test_a_move_fires_when_the_price_is_the_threshold_away_from_the_windows_low(consumer):
+    store = consumer("2%/15m")
+    fired = feed(store, "TSLA", [(0, 100), (5, 101), (10, 102), (12, 102.5), (14, 103)])
+    assert [(a.rule, a.price, a.reference_price, a.reference_ts, a.direction, a.move_percent) for a in fired] == [
+        ("2%/15m", 102, 100, at(0), "up", 2.0)]
+
+
+def test_a_move_outside_the_window_is_no_move(consumer):
+    store = consumer("2%/15m")
+    assert feed(store, "TSLA", [(0, 100), (16, 103)]) == []
+    # ...but the same rise inside the window is, measured from the window's low.
+    assert [(a.price, a.reference_price) for a in feed(store, "TSLA", [(20, 101), (30, 103.1)])] == [(103.1, 101)]
+
+
+def test_a_move_rearms_once_the_condition_has_lapsed(consumer):
+    store = consumer("2%/15m")
+    series = [(0, 100), (5, 102), (10, 102.5), (25, 102.4), (30, 104.5), (31, 104.6)]
+    # 5: +2% from 100 fires. 10: still 2.5% above the low, held. 25: the window [10, 25] holds 102.5
+    # only: lapsed. 30: 104.5 is 2.05% above 102.4: a new crossing. 31: held.
+    assert [(a.ts, a.reference_price) for a in feed(store, "TSLA", series)] == [(at(5), 100), (at(30), 102.4)]
+
+
+def test_a_fall_is_measured_from_the_windows_high_and_one_direction_rules_ignore_the_other(consumer):
+    store = consumer("2%/1h, TSLA:+1%/1h")
+    fired = feed(store, "TSLA", [(0, 100), (10, 101.5), (20, 99.4)])
+    assert [(a.rule, a.direction, a.price, a.reference_price, a.move_percent) for a in fired] == [
+        ("TSLA:+1%/1h", "up", 101.5, 100, 1.5),
+        ("2%/1h", "down", 99.4, 101.5, -2.069),
+    ]
+
+
+def test_a_swing_both_ways_within_the_window_fires_both_directions(consumer):
+    store = consumer("2%/15m")
+    fired = feed(store, "TSLA", [(0, 100), (1, 110), (2, 105)])
+    # 1: +10% from 100 (up). 2: 105 is 5% above the low and 4.5% below the high: up still holds,
+    # down is new.
+    assert [(a.ts, a.direction, a.reference_price) for a in fired] == [(at(1), "up", 100), (at(2), "down", 110)]
+
+
+def test_a_symbol_rule_watches_its_symbol_only(consumer):
+    store = consumer("TSLA:1%/1h, IBM>150")
+    assert feed(store, "AAPL", [(0, 100), (1, 110)]) == []
+    assert feed(store, "IBM", [(0, 100), (1, 110)]) == []
+    assert [a.symbol for a in feed(store, "TSLA", [(0, 100), (1, 110)])] == ["TSLA"]
+
+
+def test_a_redelivered_batch_fires_nothing_again(consumer):
+    store = consumer("AAPL>200")
+    batch = [quote("AAPL", 0, 199), quote("AAPL", 1, 201)]
+    assert len(store.store(*batch)) == 1
+    assert store.store(*batch) == []
+    assert len(store.stored_alerts()) == 1
+
+
+def test_a_quote_older_than_the_last_one_is_stored_but_fires_nothing(consumer):
+    store = consumer("AAPL>200")
+    feed(store, "AAPL", [(0, 199), (5, 199)])
+    assert store.store(quote("AAPL", 3, 250)) == []
+
+
+SERIES = [(0, 100), (3, 101), (6, 102.5), (9, 99), (12, 97), (20, 96.5), (22, 99), (40, 101), (41, 97),
+          (42, 96), (45, 101.5), (47, 103), (60, 98), (61, 99)]
+RULES = "2%/15m, TSLA:+4%/30m, TSLA>100, TSLA<97.5"
+
+
+@pytest.mark.parametrize("restart_after", range(1, len(SERIES)))
+def test_a_restart_anywhere_neither_loses_nor_repeats_an_alert(tmp_path, restart_after):
+    uninterrupted = Consumer(tmp_path / "once.db", RULES)
+    expected = feed(uninterrupted, "TSLA", SERIES)
+    assert len(expected) >= 8  # the series exercises every rule
+
+    before = Consumer(tmp_path / "restarted.db", RULES)
+    fired = feed(before, "TSLA", SERIES[:restart_after])
+    before.connection.close()
+    after = Consumer(tmp_path / "restarted.db", RULES)  # a new process: state from the database only
+    # The batch that was being stored when the process died comes again first.
+    fired += after.store(*(quote("TSLA", m, p) for m, p in SERIES[max(0, restart_after - 2):restart_after]))
+    fired += feed(after, "TSLA", SERIES[restart_after:])
+    assert fired == expected
+    assert after.stored_alerts() == uninterrupted.stored_alerts()
+
+
+def test_a_rebalance_reloads_what_another_consumer_stored_meanwhile(consumer, tmp_path):
+    mine = consumer("AAPL>200")
+    feed(mine, "AAPL", [(0, 199)])
+    other = Consumer(tmp_path / "stocks.db", "AAPL>200")
+    assert [a.price for a in feed(other, "AAPL", [(1, 201)])] == [201]
+    mine.engine.forget()
+    assert feed(mine, "AAPL", [(2, 202)]) == []
+
+
+def test_the_window_extremes_follow_the_window():
+    window = WindowExtremes(60)
+    assert window.extremes(0) is None
+    for moment, price in [(0, 5.0), (10, 3.0), (20, 4.0), (30, 6.0)]:
+        window.push(moment, str(moment), price)
+    assert window.extremes(40) == (("10", 3.0), ("30", 6.0))
+    assert window.extremes(75) == (("20", 4.0), ("30", 6.0))
+    assert window.extremes(95) is None
+
+
+def test_an_alert_reads_as_one_line():
+    move = AlertRow("TSLA", "TSLA:5%/1h", "up", 212.4, at(60), 201.9, at(10), 5.2006, at(61))
+    level = AlertRow("IBM", "IBM<150", "down", 149.5, at(2), 150.25, at(1), -0.4992, at(3))
+    assert describe_alert(move) == ("TSLA up +5.20%: 212.4 at 2026-11-24T15:30:00.000Z, from the window's low "
+                                    "201.9 at 2026-11-24T14:40:00.000Z [rule TSLA:5%/1h]")
+    assert describe_alert(level) == ("IBM crossed below 150: 149.5 at 2026-11-24T14:32:00.000Z (previous quote "
+                                     "150.25 at 2026-11-24T14:31:00.000Z) [rule IBM<150]")
