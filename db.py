@@ -169,3 +169,93 @@ def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], wh
 def count_unpublished_alerts(connection: sqlite3.Connection) -> int:
     """Stored alerts the alerts topic does not have yet."""
     return connection.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]
+
+
+# Read side: monitor.py. Every query takes `until` (a stored-time string) so a board can be shown
+# as of any moment, and reads inside one transaction for a consistent snapshot while the consumer writes.
+
+def open_for_reading(path: str | Path) -> sqlite3.Connection:
+    """Open an existing database without creating it, and refuse any write through this connection."""
+    try:
+        connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=rw", uri=True, isolation_level=None,
+                                     timeout=30)
+        connection.execute("PRAGMA query_only=1")
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open database {str(path)!r}: {exc}") from None
+    return connection
+
+
+def has_table(connection: sqlite3.Connection, name: str) -> bool:
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              (name,)).fetchone() is not None
+
+
+def symbols_until(connection: sqlite3.Connection, until: str) -> list[str]:
+    """Symbols with at least one quote at or before `until`, sorted."""
+    return [row[0] for row in connection.execute(
+        "SELECT DISTINCT symbol FROM stock_prices WHERE ts <= ? ORDER BY symbol", (until,))]
+
+
+def latest_quote(connection: sqlite3.Connection, symbol: str,
+                 until: str) -> tuple[str, float, float | None, str | None]:
+    """(ts, price, change, trading_day) of the symbol's last quote at or before `until` (it must have one)."""
+    return connection.execute(
+        "SELECT ts, price, change, trading_day FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
+        (symbol, until)).fetchone()
+
+
+def last_prices(connection: sqlite3.Connection, symbol: str, until: str, count: int) -> list[float]:
+    """The symbol's last `count` prices at or before `until`, oldest first."""
+    rows = connection.execute("SELECT price FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
+                              (symbol, until, count)).fetchall()
+    return [row[0] for row in reversed(rows)]
+
+
+def day_range(connection: sqlite3.Connection, symbol: str, day: str, start: str, end: str,
+              until: str) -> tuple[float, float, float]:
+    """(first price, high, low) of a symbol's trading day: quotes labelled with that day, or bars
+    (which carry no label) between `start` and `end`."""
+    in_day = ("symbol = :symbol AND ts <= :until"
+              " AND (trading_day = :day OR (trading_day IS NULL AND ts >= :start AND ts < :end))")
+    params = {"symbol": symbol, "until": until, "day": day, "start": start, "end": end}
+    first = connection.execute(f"SELECT price FROM stock_prices WHERE {in_day} ORDER BY ts LIMIT 1", params).fetchone()
+    high, low = connection.execute(f"SELECT max(high), min(low) FROM stock_prices WHERE {in_day}", params).fetchone()
+    return first[0], high, low
+
+
+def last_price_before(connection: sqlite3.Connection, symbol: str, before: str) -> float | None:
+    """The symbol's last price before `before`: for bars, the previous day's close."""
+    row = connection.execute("SELECT price FROM stock_prices WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+                             (symbol, before)).fetchone()
+    return row[0] if row else None
+
+
+def latest_alerts(connection: sqlite3.Connection, until: str, count: int) -> list[AlertRow]:
+    """The last `count` alerts fired by quotes at or before `until`, newest first."""
+    if not has_table(connection, "alerts"):
+        return []  # a database from before alerts existed
+    return [AlertRow(*row) for row in connection.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ts <= ? ORDER BY ts DESC, id DESC LIMIT ?", (until, count))]
+
+
+def price_history(connection: sqlite3.Connection, symbols: Sequence[str], since: str,
+                  until: str) -> dict[str, list[tuple[str, float]]]:
+    """(ts, price) per symbol between `since` and `until`, oldest first."""
+    history: dict[str, list[tuple[str, float]]] = {}
+    for symbol in symbols:
+        rows = connection.execute(
+            "SELECT ts, price FROM stock_prices WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+            (symbol, since, until)).fetchall()
+        if rows:
+            history[symbol] = rows
+    return history
+
+
+def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since: str, until: str) -> list[AlertRow]:
+    """Alerts of these symbols fired by quotes between `since` and `until`, oldest first."""
+    if not has_table(connection, "alerts"):
+        return []
+    marks = ", ".join("?" for _ in symbols)
+    return [AlertRow(*row) for row in connection.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE symbol IN ({marks}) AND ts >= ? AND ts <= ? ORDER BY ts",
+        (*symbols, since, until))]

@@ -1,0 +1,134 @@
+"""The board as text: a table a trader reads at a glance, in colour on a terminal and plain elsewhere.
+
+Lines are built as (text, style) segments so that colour never changes the layout: plain output is
+the same characters without the escape codes, and cutting a line to the terminal's width counts
+only what is visible.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from board import PREVIOUS_CLOSE, Board, SymbolLine
+from durations import format_age
+from messages import AlertRow
+
+Segment = tuple[str, str]  # (text, SGR style: "" for none, "32" green, "1;33" bold yellow, ...)
+Line = list[Segment]
+
+SPARKS = "▁▂▃▄▅▆▇█"
+UP, DOWN, SAME = "32", "31", "2"
+STALE = "1;33"
+HEADER = "1"
+START_HINT = "Start the pipeline with ./scripts/run, or consumer.py and producer.py in two terminals."
+
+
+def sparkline(prices: tuple[float, ...] | list[float]) -> str:
+    """One block per price, its height the price's place between the lowest and the highest."""
+    if not prices:
+        return ""
+    low, high = min(prices), max(prices)
+    if high == low:
+        return SPARKS[3] * len(prices)
+    return "".join(SPARKS[round((price - low) / (high - low) * (len(SPARKS) - 1))] for price in prices)
+
+
+def format_price(price: float, like: float | None = None) -> str:
+    """Two decimals with thousands separators; four for prices under 1 (penny stocks)."""
+    decimals = 2 if abs(like if like is not None else price) >= 1 else 4
+    return f"{price:,.{decimals}f}"
+
+
+def local_time(stored: str | datetime, pattern: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
+    """A stored UTC time in the user's local time zone (the system's, or TZ)."""
+    moment = datetime.fromisoformat(stored) if isinstance(stored, str) else stored
+    return moment.astimezone().strftime(pattern)
+
+
+def _direction_style(change: float) -> tuple[str, str]:
+    if change > 0:
+        return "▲", UP
+    if change < 0:
+        return "▼", DOWN
+    return "=", SAME
+
+
+def board_lines(board: Board, hint: str = "") -> list[Line]:
+    """Header, table and latest alerts, or a friendly line saying what to start when there is nothing."""
+    title = f"stockmon  {board.database}  as of {local_time(board.as_of)}"
+    lines: list[Line] = [[(title, HEADER), (f"  {hint}" if hint else "", SAME)], []]
+    if not board.lines:
+        return [*lines, [(f"No quotes in {board.database} yet.", "")], [(START_HINT, "")]]
+    width = max(6, *(len(line.symbol) for line in board.lines))
+    spark_width = max(5, *(len(line.recent) for line in board.lines))
+    lines.append([(f"{'SYMBOL':<{width}}  {'LAST':>11}   {'CHANGE':>9} {'CHG%':>8}  {'DAY LOW':>10} "
+                   f"{'DAY HIGH':>10}  {'TREND':<{spark_width}}  {'AGE':>6}", HEADER)])
+    for line in board.lines:
+        lines.append(_symbol_row(line, width, spark_width))
+    if any(line.reference != PREVIOUS_CLOSE for line in board.lines):
+        lines.append([("* change against the first quote of the day (no previous close stored)", SAME)])
+    lines += [[], [("Latest alerts", HEADER)]]
+    if not board.alerts:
+        lines.append([("  none yet (rules are set in ALERT_RULES)", SAME)])
+    lines += [_alert_row(alert) for alert in board.alerts]
+    return lines
+
+
+def _symbol_row(line: SymbolLine, width: int, spark_width: int) -> Line:
+    arrow, style = _direction_style(line.change)
+    marker = " " if line.reference == PREVIOUS_CLOSE else "*"
+    like = line.reference_price
+    age = format_age(line.age_seconds)
+    return [
+        (f"{line.symbol:<{width}}  ", HEADER),
+        (f"{format_price(line.price):>11} {arrow}", style),
+        (f" {_signed(line.change, like):>9}", style),
+        (f" {line.change_percent:>+7.2f}%{marker}", style),
+        (f" {format_price(line.day_low):>10} {format_price(line.day_high):>10}  ", ""),
+        (f"{sparkline(line.recent):<{spark_width}}", style),
+        (f"  {age:>6}", STALE if line.stale else ""),
+        (" stale", STALE) if line.stale else ("", ""),
+    ]
+
+
+def _signed(change: float, like: float) -> str:
+    text = format_price(abs(change), like)
+    return ("+" if change >= 0 else "-") + text
+
+
+def _alert_row(alert: AlertRow) -> Line:
+    arrow, style = _direction_style(alert.move_percent or (1 if alert.direction == "up" else -1))
+    return [
+        (f"  {local_time(alert.ts, '%m-%d %H:%M %Z')}  ", ""),
+        (f"{alert.symbol} {arrow} {alert.move_percent:+.2f}%", style),
+        (f"  {format_price(alert.price)} from {format_price(alert.reference_price)}  ", ""),
+        (f"[{alert.rule}]", SAME),
+    ]
+
+
+def message_lines(title: str, *text: str) -> list[Line]:
+    """A screen that only says something (no database yet, say)."""
+    return [[(title, HEADER)], []] + [[(line, "")] for line in text]
+
+
+def fit(line: Line, width: int) -> Line:
+    """The line cut to `width` visible characters."""
+    kept: Line = []
+    left = width
+    for text, style in line:
+        if left <= 0:
+            break
+        kept.append((text[:left], style))
+        left -= len(text[:left])
+    return kept
+
+
+def as_plain(lines: list[Line]) -> str:
+    return "".join("".join(text for text, _ in line).rstrip() + "\n" for line in lines)
+
+
+def as_ansi(lines: list[Line]) -> str:
+    def paint(text: str, style: str) -> str:
+        return f"\x1b[{style}m{text}\x1b[0m" if style and text else text
+
+    return "".join("".join(paint(text, style) for text, style in line) + "\n" for line in lines)

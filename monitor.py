@@ -1,0 +1,205 @@
+"""Watch the market move: a live table from the database the consumer writes, and charts.
+
+    python monitor.py                          # live table, refreshed every 2 s; q or Ctrl-C quits
+    python monitor.py --once                   # print the table once (plain text into a pipe)
+    python monitor.py --json                   # the same figures as JSON, for scripts
+    python monitor.py --chart prices.png --since 1d --symbols IBM,MSFT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import db
+from board import Board, board_as_json, build_board
+from board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_time, message_lines
+from cli import ExitCode, print_error, run_guarded, settings_from_args
+from config import ConfigError, Settings, parse_symbols, settings_epilog
+from durations import parse_duration
+from messages import format_time
+
+log = logging.getLogger("monitor")
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO-8601; without an offset it is local time."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (ISO-8601, e.g. 2026-11-24T16:00)") from None
+    return moment.astimezone(UTC)
+
+
+def parse_span(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or not (200 <= int(width) <= 8000 and 150 <= int(height) <= 8000):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in pixels from 200x150 to 8000x8000 (e.g. 1200x600)")
+    return int(width), int(height)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Watch prices move: a live table from the database consumer.py writes, or a chart.",
+        epilog=settings_epilog())
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="print the table once and exit")
+    mode.add_argument("--json", action="store_true", help="print the table's figures as JSON and exit")
+    mode.add_argument("--chart", type=Path, metavar="FILE.png", help="write a PNG chart of the price history")
+    parser.add_argument("--db", dest="DB_PATH", metavar="PATH", help="SQLite database file (DB_PATH)")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                        help="seconds between refreshes of the live table (default 2)")
+    parser.add_argument("--stale-after", type=parse_span, default=timedelta(minutes=15), metavar="DURATION",
+                        help="mark a quote older than this as stale (default 15m)")
+    parser.add_argument("--alerts", type=int, default=5, metavar="N", help="latest alerts shown (default 5)")
+    parser.add_argument("--at", type=parse_moment, metavar="TIME",
+                        help="show the board as it was at TIME (ISO-8601, local time unless it has an offset)")
+    chart = parser.add_argument_group("chart")
+    chart.add_argument("--symbols", metavar="LIST", help="symbols to chart, comma-separated (default: all)")
+    chart.add_argument("--since", type=parse_span, default=timedelta(days=1), metavar="DURATION",
+                       help="period to chart, back from now or --at: 90m, 6h, 1d, 2w (default 1d)")
+    chart.add_argument("--size", type=parse_size, default=(1200, 600), metavar="WxH",
+                       help="image size in pixels (default 1200x600)")
+    chart.add_argument("--relative", action="store_true",
+                       help="plot the %% change since each symbol's first quote instead of the price")
+    parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--env-file", default=".env", metavar="PATH",
+                        help="read settings from this file too (default .env; missing is fine)")
+    return parser
+
+
+def no_database_lines(path: Path) -> list[Line]:
+    return message_lines("stockmon", f"No database at {path} yet.", START_HINT)
+
+
+def read_board(path: Path, args: argparse.Namespace) -> Board | None:
+    """The board now (or at --at); None when the database does not exist yet."""
+    if not path.exists():
+        return None
+    connection = db.open_for_reading(path)
+    try:
+        as_of = args.at or datetime.now(UTC)
+        return build_board(connection, str(path), as_of, args.stale_after, alert_count=args.alerts)
+    except sqlite3.Error as exc:
+        raise db.DatabaseError(f"cannot read database {str(path)!r}: {exc}") from None
+    finally:
+        connection.close()
+
+
+def print_once(path: Path, args: argparse.Namespace) -> int:
+    board = read_board(path, args)
+    if args.json:
+        as_of = args.at or datetime.now(UTC)
+        shown = board_as_json(board or Board(as_of, str(path), (), ()))
+        print(json.dumps(shown, indent=2))
+        if not board or not board.lines:
+            print(f"monitor: no quotes in {path} yet. {START_HINT}", file=sys.stderr)
+        return ExitCode.OK
+    lines = board_lines(board) if board else no_database_lines(path)
+    sys.stdout.write(as_ansi(lines) if sys.stdout.isatty() else as_plain(lines))
+    return ExitCode.OK
+
+
+def watch_live(path: Path, args: argparse.Namespace) -> int:
+    """Redraw until q, Ctrl-C or SIGTERM. A database that is missing or briefly unreadable is shown,
+    not fatal: the consumer may be starting."""
+    from terminal import LiveScreen
+
+    hint = f"every {args.interval:g}s, q quits"
+    try:
+        with LiveScreen() as screen:
+            while True:
+                try:
+                    board = read_board(path, args)
+                    lines = board_lines(board, hint) if board else no_database_lines(path)
+                except db.DatabaseError as exc:
+                    lines = message_lines(f"stockmon  {local_time(datetime.now(UTC))}", str(exc),
+                                          "Retrying at the next refresh.")
+                screen.draw(lines)
+                if screen.wait(args.interval):
+                    return ExitCode.OK
+    except KeyboardInterrupt:
+        return ExitCode.OK
+
+
+def chart_history(path: Path, args: argparse.Namespace) -> int:
+    """Write the --chart PNG; exit 1 with one line when there is nothing to draw."""
+    from chart import ChartRequest, write_chart
+
+    until = args.at or datetime.now(UTC)
+    since = until - args.since
+    if not path.exists():
+        print_error("monitor", f"no database at {path} yet. {START_HINT}")
+        return ExitCode.FAILURE
+    connection = db.open_for_reading(path)
+    try:
+        wanted = list(parse_symbols(args.symbols)) if args.symbols else None
+        stored = db.symbols_until(connection, format_time(until)) if db.has_table(connection, "stock_prices") else []
+        history = db.price_history(connection, wanted or stored, format_time(since), format_time(until))
+        alerts = db.alerts_between(connection, list(history), format_time(since), format_time(until))
+    finally:
+        connection.close()
+    period = f"{local_time(since, '%Y-%m-%d %H:%M')} to {local_time(until, '%Y-%m-%d %H:%M %Z')}"
+    if not history:
+        which = ", ".join(wanted) if wanted else "any symbol"
+        print_error("monitor", f"no quotes for {which} from {period}; try a longer --since")
+        return ExitCode.FAILURE
+    for symbol in wanted or ():
+        if symbol not in history:
+            log.warning("no quotes for %s from %s; it is left out", symbol, period)
+    request = ChartRequest(args.chart, *args.size, args.relative, f"{', '.join(history)}: {period}")
+    try:
+        write_chart(request, history, alerts)
+    except OSError as exc:
+        print_error("monitor", f"cannot write {str(args.chart)!r}: {exc.strerror or exc}")
+        return ExitCode.FAILURE
+    quotes = sum(len(points) for points in history.values())
+    log.info("wrote %s (%dx%d): %d quote(s) of %s, %d alert(s), %s", args.chart, *args.size, quotes,
+             ", ".join(history), len(alerts), period)
+    return ExitCode.OK
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        if args.chart:
+            return chart_history(settings.db_path, args)
+        if args.once or args.json or not sys.stdout.isatty():
+            return print_once(settings.db_path, args)
+        return watch_live(settings.db_path, args)
+    except db.DatabaseError as exc:
+        print_error("monitor", str(exc))
+        return ExitCode.STORAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.interval <= 0:
+        parser.error("--interval must be a positive number of seconds")
+    settings = settings_from_args("monitor", args)
+    if settings is None:
+        return ExitCode.BAD_CONFIG
+    if args.symbols:
+        try:
+            parse_symbols(args.symbols)
+        except ConfigError as exc:
+            print_error("monitor", f"--symbols: {str(exc).split(': ', 1)[1]}")
+            return ExitCode.BAD_CONFIG
+    return run_guarded("monitor", settings, lambda: run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
