@@ -1,0 +1,97 @@
+"""Alerts end to end: the real producer, a real broker, the real consumer; the table and the alerts topic."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import db
+from alphavantage_standin import Answer, fixture
+from conftest import pipeline_env, run_script, topic_records
+from messages import AlertRow
+
+pytestmark = pytest.mark.slow
+
+ALERT_COLUMNS = [name.strip() for name in db.ALERT_COLUMNS.split(",")]
+
+
+def ibm_at(*prices: float) -> list[Answer]:
+    """IBM's recorded global quote, at each of these prices in turn."""
+    body = fixture("global_quote_IBM.json")
+    return [Answer(body.replace(b'"121.7400"', f'"{price:.4f}"'.encode())) for price in prices]
+
+
+def poll(env: dict[str, str], times: int) -> None:
+    for _ in range(times):
+        result = run_script("producer.py", "--once", env=env)
+        assert result.returncode == 0, result.stderr
+
+
+def stored_alerts(db_path: Path) -> list[dict]:
+    connection = sqlite3.connect(db_path)
+    connection.row_factory = sqlite3.Row
+    rows = [dict(row) for row in connection.execute("SELECT * FROM alerts ORDER BY id")]
+    connection.close()
+    return rows
+
+
+def published_alerts(broker, topic: str) -> list[dict]:
+    return [json.loads(record.value) for record in topic_records(broker, topic)]
+
+
+def test_a_crossing_fires_exactly_one_alert_in_the_table_and_on_the_topic(kafka_broker, topic, standin, tmp_path):
+    standin.script("GLOBAL_QUOTE", "IBM", *ibm_at(149.5, 150.75, 151.2, 149.0, 150.5))
+    db_path = tmp_path / "stocks.db"
+    alerts_topic = f"{topic}-alerts"
+    env = pipeline_env(kafka_broker, topic, standin, db_path, STOCK_SYMBOLS="IBM",
+                       ALERT_RULES="IBM>150, IBM:5%/1h", KAFKA_ALERTS_TOPIC=alerts_topic)
+
+    poll(env, 3)  # 149.50, 150.75 (crosses 150), 151.20 (still above: no second alert)
+    consumed = run_script("consumer.py", "--idle-exit", "3", env=env)
+    assert consumed.returncode == 0, consumed.stderr
+    [first] = stored_alerts(db_path)
+    assert (first["symbol"], first["rule"], first["direction"], first["price"], first["reference_price"],
+            first["move_percent"]) == ("IBM", "IBM>150", "up", 150.75, 149.5, 0.8361)
+    assert first["published_at"] is not None
+    assert first["reference_ts"] < first["ts"] <= first["fired_at"]
+    assert "ALERT IBM crossed above 150: 150.75 at " in consumed.stderr
+    assert consumed.stderr.count("ALERT ") == 1
+    expected = {"v": 1, **{name: first[name] for name in ALERT_COLUMNS}}
+    assert published_alerts(kafka_broker, alerts_topic) == [expected]
+
+    # A restarted consumer carries on from the database: back under the line, then across it again.
+    poll(env, 2)  # 149.00, 150.50
+    again = run_script("consumer.py", "--idle-exit", "3", env=env)
+    assert again.returncode == 0, again.stderr
+    rows = stored_alerts(db_path)
+    assert [(row["price"], row["reference_price"]) for row in rows] == [(150.75, 149.5), (150.5, 149.0)]
+    assert again.stderr.count("ALERT ") == 1
+
+    # Reading every quote again (a new consumer group) repeats no alert, in the table or on the topic.
+    replay = run_script("consumer.py", "--idle-exit", "3", env={**env, "KAFKA_GROUP_ID": f"{topic}-replay"})
+    assert replay.returncode == 0, replay.stderr
+    assert "ALERT" not in replay.stderr
+    assert len(stored_alerts(db_path)) == 2
+    assert [alert["price"] for alert in published_alerts(kafka_broker, alerts_topic)] == [150.75, 150.5]
+    assert all(row["published_at"] for row in stored_alerts(db_path))
+
+
+def test_an_alert_stored_but_never_published_is_sent_at_the_next_start(kafka_broker, topic, standin, tmp_path):
+    """As after a crash between the SQLite commit and Kafka's acknowledgement: the table is the outbox."""
+    db_path = tmp_path / "stocks.db"
+    alerts_topic = f"{topic}-alerts"
+    connection = db.connect(db_path)
+    stranded = AlertRow("MSFT", "MSFT<100", "down", 99.5, "2026-11-24T15:00:00.000Z", 100.25,
+                        "2026-11-24T14:59:00.000Z", -0.7481, "2026-11-24T15:00:01.000Z")
+    db.save_batch(connection, [], [], [stranded])
+    connection.close()
+    # No rules configured any more: the waiting alert is still delivered.
+    env = pipeline_env(kafka_broker, topic, standin, db_path, KAFKA_ALERTS_TOPIC=alerts_topic)
+    consumed = run_script("consumer.py", "--idle-exit", "2", env=env)
+    assert consumed.returncode == 0, consumed.stderr
+    assert published_alerts(kafka_broker, alerts_topic) == [{"v": 1, **stranded._asdict()}]
+    [row] = stored_alerts(db_path)
+    assert row["published_at"] is not None
