@@ -64,14 +64,18 @@ def write_chart(request: ChartRequest, history: dict[str, list[tuple[str, float]
                 axes.scatter([local_naive(alert.ts) for alert in marked], [value(alert.price) for alert in marked],
                              marker=marker, s=90, color=line.get_color(), edgecolors="black", linewidths=0.8,
                              zorder=3, label=f"{symbol} alert ({direction})")
+        labels: dict[tuple[str, str, float], list[str]] = {}  # one label per point, however many rules
         for alert in mine:
-            axes.annotate(alert.rule, (local_naive(alert.ts), value(alert.price)), textcoords="offset points",
-                          xytext=(0, 10 if alert.direction == "up" else -16), ha="center", fontsize=8)
+            labels.setdefault((alert.ts, alert.direction, alert.price), []).append(alert.rule)
+        for (ts, direction, price), rules in labels.items():
+            axes.annotate(", ".join(rules), (local_naive(ts), value(price)), textcoords="offset points",
+                          xytext=(0, 10 if direction == "up" else -16), ha="center", fontsize=8)
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.set_xlabel(f"local time ({zone_names(stamps)})")
     axes.set_ylabel("% change since the first quote shown" if request.relative else "price")
+    axes.margins(x=0.04, y=0.15)  # room for the alert labels above and below the lines
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best", fontsize=8)
     axes.set_title(request.title)

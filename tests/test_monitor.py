@@ -1,0 +1,303 @@
+"""monitor.py against real SQLite files: the exact table and JSON, charts, and the live view in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from fcntl import ioctl
+from pathlib import Path
+
+import pytest
+
+import db
+from conftest import PROJECT_DIR, run_script, script_env
+from messages import AlertRow, QuoteRow
+
+AT = "2026-11-24T10:30:00-05:00"  # 15:30 UTC
+
+
+def quote(symbol: str, ts: str, price: float, high: float, low: float, change: float | None = None,
+          change_percent: float | None = None, day: str | None = None) -> QuoteRow:
+    source = "GLOBAL_QUOTE" if day else "TIME_SERIES_INTRADAY"
+    return QuoteRow(symbol, ts, price, price, high, low, 1000, change, change_percent, day, source, ts)
+
+
+QUOTES = [
+    quote("IBM", "2026-11-24T15:00:00.000Z", 121.74, 122.8, 121.06, 0.51, 0.4207, "2026-11-24"),
+    quote("MSFT", "2026-11-23T20:55:00.000Z", 410.0, 410.5, 409.8),
+    quote("MSFT", "2026-11-24T14:30:00.000Z", 405.0, 406.0, 404.2),
+    quote("MSFT", "2026-11-24T14:35:00.000Z", 402.5, 405.1, 402.0),
+    quote("MSFT", "2026-11-24T14:40:00.000Z", 399.1, 402.6, 398.75),
+    quote("MSFT", "2026-11-24T15:45:00.000Z", 380.0, 380.0, 380.0),  # after --at: not shown
+    quote("TSLA", "2026-11-24T15:20:00.000Z", 212.4, 212.9, 211.5),
+]
+ALERTS = [
+    AlertRow("MSFT", "2%/15m", "down", 399.1, "2026-11-24T14:40:00.000Z", 405.0, "2026-11-24T14:30:00.000Z",
+             -1.4568, "2026-11-24T14:40:01.250Z"),
+    AlertRow("TSLA", "TSLA>200", "up", 212.4, "2026-11-24T15:20:00.000Z", 198.0, "2026-11-23T20:00:00.000Z",
+             7.2727, "2026-11-24T15:20:00.900Z"),
+]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Path:
+    path = tmp_path / "stocks.db"
+    connection = db.connect(path)
+    db.save_batch(connection, QUOTES, [], ALERTS)
+    connection.close()
+    return path
+
+
+def monitor(*args: str, tz: str = "America/New_York", **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_script("monitor.py", *args, env=script_env(TZ=tz, **settings), timeout=60)
+
+
+EXPECTED_TABLE = """\
+stockmon  as of 2026-11-24 10:30:00 EST  {db}
+
+SYMBOL         LAST      CHANGE     CHG%     DAY LOW   DAY HIGH  TREND     AGE
+IBM          121.74 ▲     +0.51   +0.42%      121.06     122.80  ▄         30m stale
+MSFT         399.10 ▼    -10.90   -2.66%      398.75     406.00  █▅▃▁      50m stale
+TSLA         212.40 =     +0.00   +0.00%*     211.50     212.90  ▄         10m
+* change against the first quote of the day (no previous close stored)
+
+Latest alerts
+  11-24 10:20 EST  TSLA ▲ +7.27%  212.40 from 198.00  [TSLA>200]
+  11-24 09:40 EST  MSFT ▼ -1.46%  399.10 from 405.00  [2%/15m]
+"""
+
+
+def test_once_prints_the_exact_table_as_plain_text_into_a_pipe(seeded):
+    result = monitor("--once", "--at", AT, DB_PATH=str(seeded))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED_TABLE.format(db=seeded)
+    assert "\x1b[" not in result.stdout
+    assert result.stderr == ""
+
+
+def test_times_are_shown_in_the_users_time_zone(seeded):
+    result = monitor("--once", "--at", AT, "--db", str(seeded), tz="Europe/Berlin")
+    assert result.stdout.splitlines()[0] == f"stockmon  as of 2026-11-24 16:30:00 CET  {seeded}"
+    assert "  11-24 15:40 CET  MSFT ▼ -1.46%" in result.stdout
+
+
+def test_json_gives_scripts_the_same_figures(seeded):
+    result = monitor("--json", "--at", AT, "--alerts", "1", DB_PATH=str(seeded))
+    assert result.returncode == 0, result.stderr
+    board = json.loads(result.stdout)
+    assert board["as_of"] == "2026-11-24T15:30:00.000Z"
+    assert board["database"] == str(seeded)
+    assert board["symbols"] == [
+        {"symbol": "IBM", "price": 121.74, "ts": "2026-11-24T15:00:00.000Z", "change": 0.51,
+         "change_percent": 0.4207, "reference": "previous close", "reference_price": 121.23, "day": "2026-11-24",
+         "day_low": 121.06, "day_high": 122.8, "recent": [121.74], "age_seconds": 1800.0, "stale": True},
+        {"symbol": "MSFT", "price": 399.1, "ts": "2026-11-24T14:40:00.000Z", "change": -10.9,
+         "change_percent": -2.6585, "reference": "previous close", "reference_price": 410.0, "day": "2026-11-24",
+         "day_low": 398.75, "day_high": 406.0, "recent": [410.0, 405.0, 402.5, 399.1], "age_seconds": 3000.0,
+         "stale": True},
+        {"symbol": "TSLA", "price": 212.4, "ts": "2026-11-24T15:20:00.000Z", "change": 0.0,
+         "change_percent": 0.0, "reference": "first quote of the day", "reference_price": 212.4,
+         "day": "2026-11-24", "day_low": 211.5, "day_high": 212.9, "recent": [212.4], "age_seconds": 600.0,
+         "stale": False},
+    ]
+    assert board["alerts"] == [ALERTS[1]._asdict()]
+
+
+def test_the_stale_mark_follows_stale_after(seeded):
+    result = monitor("--json", "--at", AT, "--stale-after", "1h", DB_PATH=str(seeded))
+    assert [line["stale"] for line in json.loads(result.stdout)["symbols"]] == [False, False, False]
+
+
+def test_an_empty_or_missing_database_says_what_to_start(tmp_path):
+    hint = "Start the pipeline with ./scripts/run, or consumer.py and producer.py in two terminals."
+    missing = tmp_path / "nothing.db"
+    result = monitor("--once", DB_PATH=str(missing))
+    assert (result.returncode, result.stdout) == (0, f"stockmon\n\nNo database at {missing} yet.\n{hint}\n")
+    assert not missing.exists()  # the monitor never creates the database
+
+    empty = tmp_path / "empty.db"
+    db.connect(empty).close()
+    result = monitor("--once", "--at", AT, DB_PATH=str(empty))
+    assert result.returncode == 0
+    assert result.stdout == (f"stockmon  as of 2026-11-24 10:30:00 EST  {empty}\n\nNo quotes in {empty} yet.\n"
+                             f"{hint}\n")
+    result = monitor("--json", "--at", AT, DB_PATH=str(empty))
+    assert json.loads(result.stdout) == {"as_of": "2026-11-24T15:30:00.000Z", "database": str(empty),
+                                         "symbols": [], "alerts": []}
+    assert result.stderr == f"monitor: no quotes in {empty} yet. {hint}\n"
+
+
+WRITER = """
+import sys
+import db
+from messages import QuoteRow
+connection = db.connect(sys.argv[1])
+for second in range(100_000):
+    ts = f"2026-11-24T14:{second // 3600 % 60:02d}:{second // 60 % 60:02d}.{second % 60:03d}Z"
+    db.save_batch(connection, [QuoteRow("IBM", ts, 100 + second / 1000, 101.0, 101.0, 99.0, 1, None, None, None,
+                                        "TIME_SERIES_INTRADAY", ts)], [], [])
+"""
+
+
+def test_the_board_reads_a_database_another_process_is_writing(tmp_path):
+    path = tmp_path / "stocks.db"
+    db.connect(path).close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=PROJECT_DIR)
+    try:
+        stamps = []
+        while len(stamps) < 5:
+            result = monitor("--json", DB_PATH=str(path))
+            assert result.returncode == 0, result.stderr
+            symbols = json.loads(result.stdout)["symbols"]
+            if symbols:
+                stamps.append(symbols[0]["ts"])
+            assert writer.poll() is None, "the writer stopped early"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert stamps == sorted(stamps) and len(set(stamps)) > 1
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("size", ["1200x600", "801x333"])
+def test_a_chart_is_a_valid_png_of_the_requested_size(seeded, tmp_path, size):
+    from PIL import Image
+
+    target = tmp_path / "prices.png"
+    result = monitor("--chart", str(target), "--at", AT, "--since", "1d", "--size", size, DB_PATH=str(seeded))
+    assert result.returncode == 0, result.stderr
+    width, height = (int(n) for n in size.split("x"))
+    assert png_size(target) == (width, height)
+    with Image.open(target) as image:
+        image.verify()
+    assert "wrote " in result.stderr and "6 quote(s) of IBM, MSFT, TSLA, 2 alert(s)" in result.stderr
+
+
+def test_a_chart_of_chosen_symbols_in_percent(seeded, tmp_path):
+    target = tmp_path / "msft.png"
+    result = monitor("--chart", str(target), "--at", AT, "--since", "2h", "--symbols", "msft,NOPE", "--relative",
+                     DB_PATH=str(seeded))
+    assert result.returncode == 0, result.stderr
+    assert png_size(target) == (1200, 600)
+    assert "no quotes for NOPE from 2026-11-24 08:30 to 2026-11-24 10:30 EST; it is left out" in result.stderr
+    assert "3 quote(s) of MSFT, 1 alert(s)" in result.stderr
+
+
+def test_a_chart_with_nothing_to_draw_is_one_line_and_exit_1(seeded, tmp_path):
+    result = monitor("--chart", str(tmp_path / "x.png"), "--at", AT, "--since", "10m", "--symbols", "IBM",
+                     DB_PATH=str(seeded))
+    assert result.returncode == 1
+    assert result.stderr == ("monitor: error: no quotes for IBM from 2026-11-24 10:20 to 2026-11-24 10:30 EST; "
+                             "try a longer --since\n")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--at", "yesterday"], "monitor: error: argument --at: 'yesterday' is not a time (ISO-8601, e.g. 2026-11-24T16:00)"),
+    (["--since", "3x"], "monitor: error: argument --since: '3x' is not a duration (a number and s, m, h, d or w, "
+                        "e.g. 15m)"),
+    (["--size", "10x10"], "monitor: error: argument --size: '10x10' is not a size in pixels from 200x150 to "
+                          "8000x8000 (e.g. 1200x600)"),
+    (["--once", "--json"], "monitor: error: argument --json: not allowed with argument --once"),
+    (["--interval", "0"], "monitor: error: --interval must be a positive number of seconds"),
+    (["--once", "--symbols", "IBM,$X"], "monitor: error: --symbols: '$X' is not a valid symbol (letters, digits, "
+                                       "'.' and '-', at most 20)"),
+])
+def test_bad_flags_exit_2_with_one_line(args, line):
+    result = monitor(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == line
+
+
+class PseudoTerminal:
+    """A terminal for the live view: the test reads what it draws and types on its keyboard."""
+
+    def __init__(self, rows: int = 30, columns: int = 100) -> None:
+        self.master, self.slave = pty.openpty()
+        ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.screen = b""
+
+    def start(self, *args: str, **settings: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, str(PROJECT_DIR / "monitor.py"), "--env-file", os.devnull, *args]
+        return subprocess.Popen(command, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=PROJECT_DIR,
+                                env=script_env(TZ="America/New_York", **settings))
+
+    def read_until(self, predicate, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.screen) and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                self.screen += os.read(self.master, 65536)
+        assert predicate(self.screen), self.screen[-2000:]
+        return self.screen
+
+    def modes(self) -> list:
+        return termios.tcgetattr(self.slave)
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def terminal():
+    opened = PseudoTerminal()
+    yield opened
+    opened.close()
+
+
+@pytest.mark.parametrize("leave", ["ctrl-c", "sigterm", "q"])
+def test_the_live_view_refreshes_and_gives_the_terminal_back(seeded, terminal, leave):
+    before = terminal.modes()
+    process = terminal.start("--interval", "0.2", "--at", AT, DB_PATH=str(seeded))
+    try:
+        screen = terminal.read_until(lambda s: s.count(b"SYMBOL") >= 3)
+        assert screen.startswith(b"\x1b[?1049h\x1b[?25l")  # alternate screen, cursor hidden
+        assert "\x1b[32m     121.74 ▲\x1b[0m".encode() in screen  # rising in green
+        assert "\x1b[31m     399.10 ▼\x1b[0m".encode() in screen  # falling in red
+        assert b"\x1b[1;33m     30m\x1b[0m" in screen  # stale stands out
+        assert b"every 0.2s, q quits" in screen
+        assert not terminal.modes()[3] & termios.ICANON  # q works without Enter
+        if leave == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+        elif leave == "sigterm":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.write(terminal.master, b"q")
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    screen = terminal.read_until(lambda s: s.endswith(b"\x1b[?25h\x1b[?1049l"), timeout=5)
+    assert b"Traceback" not in screen
+    assert terminal.modes() == before
+
+
+def test_the_live_view_waits_for_a_database_that_does_not_exist_yet(tmp_path, terminal):
+    path = tmp_path / "later.db"
+    process = terminal.start("--interval", "0.2", DB_PATH=str(path))
+    try:
+        terminal.read_until(lambda s: f"No database at {path} yet.".encode() in s)
+        connection = db.connect(path)
+        terminal.read_until(lambda s: b"No quotes in" in s)
+        db.save_batch(connection, QUOTES[:1], [], [])
+        connection.close()
+        terminal.read_until(lambda s: b"IBM " in s and b"121.74" in s)
+        os.write(terminal.master, b"q")
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
