@@ -5,6 +5,7 @@ each in its own process and fresh consumer group, from consumer creation until d
   (a) raw      a bare kafka-python consumer that only polls the messages (the ceiling; measured
                before and after (b), the faster run kept)
   (b) project  consumer.py's own loop storing them into a fresh SQLite file (until the last commit)
+  (b') alerts  the same with four alert rules (ALERT_RULES) evaluated on every quote
   (c) naive    one INSERT and one commit per message into a default SQLite file
 
     python bench/consumer_throughput.py                      # N = 200,000
@@ -33,6 +34,8 @@ from common import (
 
 import consumer as project_consumer
 import db
+from alert_rules import parse_rules
+from alerts import AlertEngine
 from kafka_client import create_consumer, ensure_topic
 
 
@@ -48,10 +51,11 @@ def run_raw(settings, count: int) -> dict[str, float]:
     return {"messages": seen, "seconds": elapsed}
 
 
-def run_project(settings, count: int) -> dict[str, float]:
+def run_project(settings, count: int, rules: str = "") -> dict[str, float]:
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
-    store = project_consumer.QuoteStore(connection)
+    engine = AlertEngine(parse_rules(rules), connection) if rules else None
+    store = project_consumer.QuoteStore(connection, engine)
     started = time.perf_counter()
     stored = 0
     milestones: list[float] = []
@@ -62,8 +66,16 @@ def run_project(settings, count: int) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     client.close(autocommit=False)
     rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+    alerts = connection.execute("SELECT count(*) FROM alerts").fetchone()[0]
     connection.close()
-    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones}
+    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones, "alerts": alerts}
+
+
+BENCH_RULES = "2%/15m, 1%/1h, IBM>105, MSFT<101"
+
+
+def run_alerts(settings, count: int) -> dict[str, float]:
+    return run_project(settings, count, BENCH_RULES)
 
 
 def run_naive(settings, count: int) -> dict[str, float]:
@@ -90,7 +102,7 @@ def run_naive(settings, count: int) -> dict[str, float]:
     return {"messages": stored, "seconds": elapsed}
 
 
-ROLES = {"raw": run_raw, "project": run_project, "naive": run_naive}
+ROLES = {"raw": run_raw, "project": run_project, "alerts": run_alerts, "naive": run_naive}
 
 
 def run_role(args: argparse.Namespace) -> None:
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-messages", type=int, default=20_000,
                         help="messages the naive baseline stores (default 20,000: at one commit each it is slow)")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
+    parser.add_argument("--skip-alerts", action="store_true", help="leave out the run with alert rules")
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--servers", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -151,16 +164,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raw runs: {raw_before['rate']:,.0f} msg/s before, {raw_after['rate']:,.0f} msg/s after; "
               "the faster is the ceiling")
         results = {"raw": max(raw_before, raw_after, key=lambda result: result["rate"]), "project": project}
+        if not args.skip_alerts:
+            results["alerts"] = measure("alerts", servers, topic, args.messages, Path(workdir))
         if not args.skip_naive:
             results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
                                        Path(workdir))
     labels = {"raw": "(a) raw kafka-python poll", "project": "(b) stockmon consumer",
-              "naive": "(c) naive, commit per row"}
+              "alerts": "(b') with 4 alert rules", "naive": "(c) naive, commit per row"}
     for role, result in results.items():
         print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
               f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
     print(f"stockmon consumer RSS at each tenth of the run (MiB): {results['project']['rss_mib_at_each_tenth']}")
     print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}")
+    if "alerts" in results:
+        print(f"ratio b'/b (alert rules {BENCH_RULES!r}, {results['alerts']['alerts']:,} alerts fired): "
+              f"{results['alerts']['rate'] / results['project']['rate']:.2f}")
     if "naive" in results:
         print(f"ratio b/c (stored vs naive):     {results['project']['rate'] / results['naive']['rate']:.1f}")
     return 0

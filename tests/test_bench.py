@@ -25,10 +25,11 @@ def run_bench(kafka_broker, script: str, *args: str) -> str:
 def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
     out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300")
     for label, count in (("(a) raw kafka-python poll", "3,000"), ("(b) stockmon consumer", "3,000"),
-                         ("(c) naive, commit per row", "300")):
+                         ("(b') with 4 alert rules", "3,000"), ("(c) naive, commit per row", "300")):
         assert re.search(rf"{re.escape(label)}\s+{count} msgs\s+[\d.]+ s\s+[\d,]+ msg/s\s+peak RSS \d+ MiB", out), out
     assert re.search(r"ratio b/a \(stored vs raw fetch\): \d+\.\d\d", out), out
     assert re.search(r"ratio b/c \(stored vs naive\):\s+\d+\.\d", out), out
+    assert re.search(r"ratio b'/b \(alert rules .*, [\d,]+ alerts fired\): \d+\.\d\d", out), out
 
 
 def test_latency_reports_percentiles(kafka_broker):

@@ -135,6 +135,14 @@ def test_an_empty_or_missing_database_says_what_to_start(tmp_path):
     assert result.stderr == f"monitor: no quotes in {empty} yet. {hint}\n"
 
 
+def test_a_file_that_is_not_a_database_is_one_line_and_exit_3(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the quotes you are looking for\n" * 100)
+    result = monitor("--once", DB_PATH=str(path))
+    assert result.returncode == 3
+    assert result.stderr == f"monitor: error: cannot read database {str(path)!r}: file is not a database\n"
+
+
 WRITER = """
 import sys
 import db
