@@ -147,9 +147,12 @@ def chart_history(path: Path, args: argparse.Namespace) -> int:
     connection = db.open_for_reading(path)
     try:
         wanted = list(parse_symbols(args.symbols)) if args.symbols else None
-        stored = db.symbols_until(connection, format_time(until)) if db.has_table(connection, "stock_prices") else []
-        history = db.price_history(connection, wanted or stored, format_time(since), format_time(until))
-        alerts = db.alerts_between(connection, list(history), format_time(since), format_time(until))
+        history: dict[str, list[tuple[str, float]]] = {}
+        alerts = []
+        if db.has_table(connection, "stock_prices"):  # else: a database the consumer has not set up yet
+            symbols = wanted or db.symbols_until(connection, format_time(until))
+            history = db.price_history(connection, symbols, format_time(since), format_time(until))
+            alerts = db.alerts_between(connection, list(history), format_time(since), format_time(until))
     finally:
         connection.close()
     period = f"{local_time(since, '%Y-%m-%d %H:%M')} to {local_time(until, '%Y-%m-%d %H:%M %Z')}"
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.interval <= 0:
         parser.error("--interval must be a positive number of seconds")
+    if args.alerts < 0:
+        parser.error("--alerts must be 0 or more")
     settings = settings_from_args("monitor", args)
     if settings is None:
         return ExitCode.BAD_CONFIG

@@ -101,7 +101,7 @@ def test_a_hostile_symbol_in_a_message_changes_no_schema_and_no_other_row(kafka_
     assert connection.execute("SELECT symbol, price FROM stock_prices").fetchall() == [("IBM", 121.74)]
     assert connection.execute("SELECT count(*) FROM rejected_messages").fetchone() == (len(hostile),)
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"stock_prices", "rejected_messages"}
+    assert tables == {"stock_prices", "rejected_messages", "alerts"}
     connection.close()
 
 
