@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from durations import format_duration, parse_duration
 from symbols import SYMBOL_PATTERN
@@ -35,7 +36,7 @@ class MoveRule:
     symbol: str | None = None  # None: every symbol
     direction: str = "both"  # "up", "down" or "both"
 
-    @property
+    @cached_property  # read for every quote the rule is checked on
     def text(self) -> str:
         sign = {"up": "+", "down": "-", "both": ""}[self.direction]
         prefix = f"{self.symbol}:" if self.symbol else ""
@@ -53,7 +54,7 @@ class LevelRule:
     level: float
     above: bool
 
-    @property
+    @cached_property
     def text(self) -> str:
         return f"{self.symbol}{'>' if self.above else '<'}{self.level:g}"
 

@@ -65,6 +65,9 @@ class SymbolState:
         self.last: tuple[str, float] | None = None  # (ts, price) of the last quote evaluated
         self.windows = {rule.window.total_seconds(): WindowExtremes(rule.window.total_seconds())
                         for rule in rules if isinstance(rule, MoveRule)}
+        # Each rule with its text and its window's extremes (None for a level rule), looked up once.
+        self.checks = [(rule, rule.text, self.windows.get(rule.window.total_seconds())
+                        if isinstance(rule, MoveRule) else None) for rule in rules]
         self.holding: set[tuple[str, str]] = set()  # (rule text, direction) whose condition held last time
 
     def evaluate(self, symbol: str, ts: str, price: float, fired_at: str) -> list[AlertRow]:
@@ -72,21 +75,20 @@ class SymbolState:
         moment = seconds_of(ts)
         alerts: list[AlertRow] = []
         holding: set[tuple[str, str]] = set()
-        for rule in self.rules:
-            for direction, reference in self._conditions(rule, moment, price):
-                holding.add((rule.text, direction))
-                if reference is not None and (rule.text, direction) not in self.holding:
+        for rule, text, window in self.checks:
+            for direction, reference in self._conditions(rule, window, moment, price):
+                holding.add((text, direction))
+                if reference is not None and (text, direction) not in self.holding:
                     ref_ts, ref_price = reference
                     move = round((price - ref_price) / ref_price * 100, 4)
-                    alerts.append(AlertRow(symbol, rule.text, direction, price, ts, ref_price, ref_ts, move,
-                                           fired_at))
+                    alerts.append(AlertRow(symbol, text, direction, price, ts, ref_price, ref_ts, move, fired_at))
         self.holding = holding
         for extremes in self.windows.values():
             extremes.push(moment, ts, price)
         self.last = (ts, price)
         return alerts
 
-    def _conditions(self, rule: Rule, moment: float,
+    def _conditions(self, rule: Rule, window: WindowExtremes | None, moment: float,
                     price: float) -> list[tuple[str, tuple[str, float] | None]]:
         """The directions in which `rule` holds at this quote, each with its reference (ts, price).
 
@@ -96,7 +98,8 @@ class SymbolState:
         if isinstance(rule, LevelRule):
             past = price > rule.level if rule.above else price < rule.level
             return [("up" if rule.above else "down", self.last)] if past else []
-        found = self.windows[rule.window.total_seconds()].extremes(moment)
+        assert window is not None
+        found = window.extremes(moment)
         if found is None:
             return []
         (low_ts, low), (high_ts, high) = found
