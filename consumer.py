@@ -236,10 +236,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     install_stop_handlers(stop)
     announce_rules(settings)
     engine = AlertEngine(settings.alert_rules, connection) if settings.alert_rules else None
+    outbox = None
     try:
         outbox = open_alert_outbox(settings, connection, stop)
         consumer = open_consumer(settings, stop, engine)
     except Stopped:
+        if outbox:  # stopped while waiting for the consumer's connection: the alerts wait in the table
+            close_producer(outbox.producer, timeout=3.0)
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     try:
