@@ -33,10 +33,11 @@ def sparkline(prices: tuple[float, ...] | list[float]) -> str:
     return "".join(SPARKS[round((price - low) / (high - low) * (len(SPARKS) - 1))] for price in prices)
 
 
-def format_price(price: float, like: float | None = None) -> str:
-    """Two decimals with thousands separators; four for prices under 1 (penny stocks)."""
+def format_price(price: float, like: float | None = None, signed: bool = False) -> str:
+    """Two decimals with thousands separators (as many as for `like`, when given); four for prices
+    under 1 (penny stocks); with `signed`, a + or - always."""
     decimals = 2 if abs(like if like is not None else price) >= 1 else 4
-    return f"{price:,.{decimals}f}"
+    return f"{price + 0.0:{'+' if signed else ''},.{decimals}f}"  # + 0.0: no "-0.00" for a change of -0.0
 
 
 def local_time(stored: str | datetime, pattern: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
@@ -83,7 +84,7 @@ def _symbol_row(line: SymbolLine, width: int, spark_width: int) -> Line:
     return [
         (f"{line.symbol:<{width}}  ", HEADER),
         (f"{format_price(line.price):>11} {arrow}", style),
-        (f" {_signed(line.change, like):>9}", style),
+        (f" {format_price(line.change, like, signed=True):>9}", style),
         (f" {line.change_percent:>+7.2f}%{marker}", style),
         (f" {format_price(line.day_low):>10} {format_price(line.day_high):>10}  ", ""),
         (f"{sparkline(line.recent):<{spark_width}}", style),
@@ -92,13 +93,8 @@ def _symbol_row(line: SymbolLine, width: int, spark_width: int) -> Line:
     ]
 
 
-def _signed(change: float, like: float) -> str:
-    text = format_price(abs(change), like)
-    return ("+" if change >= 0 else "-") + text
-
-
 def _alert_row(alert: AlertRow) -> Line:
-    arrow, style = _direction_style(alert.move_percent or (1 if alert.direction == "up" else -1))
+    arrow, style = _direction_style(1 if alert.direction == "up" else -1)
     return [
         (f"  {local_time(alert.ts, '%m-%d %H:%M %Z')}  ", ""),
         (f"{alert.symbol} {arrow} {alert.move_percent:+.2f}%", style),

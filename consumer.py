@@ -107,10 +107,10 @@ class QuoteStore:
             self.outbox.publish(wait=1.0)
         return stored
 
-    def publish_alerts(self, wait: float = 0.0) -> None:
-        """Retry alerts the topic has not taken yet (cheap when there are none)."""
+    def publish_alerts(self) -> None:
+        """Retry alerts the topic has not taken yet, without waiting (cheap when there are none)."""
         if self.outbox:
-            self.outbox.publish(wait)
+            self.outbox.publish()
 
 
 def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
