@@ -27,6 +27,12 @@ class RuleError(ValueError):
     """A rule that cannot be read; the text says which one and why."""
 
 
+
+def plain_number(number: float) -> str:
+    """A number as written, without the rounding of :g (164.0625 stays 164.0625, 1234567 is not 1.23457e+06)."""
+    text = repr(float(number))
+    return text[:-2] if text.endswith(".0") else text
+
 @dataclass(frozen=True)
 class MoveRule:
     """Fires when a price has moved at least `percent` away from the window's low (up) or high (down)."""
@@ -40,7 +46,7 @@ class MoveRule:
     def text(self) -> str:
         sign = {"up": "+", "down": "-", "both": ""}[self.direction]
         prefix = f"{self.symbol}:" if self.symbol else ""
-        return f"{prefix}{sign}{self.percent:g}%/{format_duration(self.window)}"
+        return f"{prefix}{sign}{plain_number(self.percent)}%/{format_duration(self.window)}"
 
     def applies_to(self, symbol: str) -> bool:
         return self.symbol is None or self.symbol == symbol
@@ -56,7 +62,7 @@ class LevelRule:
 
     @cached_property
     def text(self) -> str:
-        return f"{self.symbol}{'>' if self.above else '<'}{self.level:g}"
+        return f"{self.symbol}{'>' if self.above else '<'}{plain_number(self.level)}"
 
     def applies_to(self, symbol: str) -> bool:
         return self.symbol == symbol

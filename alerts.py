@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import db
-from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule
-from messages import AlertRow, QuoteRow, format_time
+from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule, plain_number
+from messages import FUTURE_TOLERANCE, AlertRow, QuoteRow, format_time
 
 log = logging.getLogger("alerts")
 # A move of exactly the threshold counts, whatever binary floating point makes of 102/100.
@@ -146,7 +146,10 @@ class AlertEngine:
         """Replay the stored history the rules look back over, firing nothing, to rebuild the state."""
         state = SymbolState(tuple(rule for rule in self.rules if rule.applies_to(symbol)))
         lookback = longest_window(state.rules, symbol).total_seconds()
-        for ts, price in db.recent_prices(self.connection, symbol, lookback):
+        # A quote stamped far in the future (stored before such quotes were refused) would make every
+        # real quote after it look late and fire nothing: the replay stops at the plausible present.
+        until = format_time(self.clock() + FUTURE_TOLERANCE)
+        for ts, price in db.recent_prices(self.connection, symbol, lookback, until):
             state.evaluate(symbol, ts, price, "")
         self.states[symbol] = state
         return state
@@ -157,8 +160,8 @@ def describe_alert(alert: AlertRow) -> str:
     rule = parse_rule(alert.rule)
     if isinstance(rule, LevelRule):
         side = "above" if rule.above else "below"
-        return (f"{alert.symbol} crossed {side} {rule.level:g}: {alert.price:g} at "
-                f"{alert.ts} (previous quote {alert.reference_price:g} at {alert.reference_ts}) [rule {alert.rule}]")
+        return (f"{alert.symbol} crossed {side} {plain_number(rule.level)}: {alert.price!r} at "
+                f"{alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) [rule {alert.rule}]")
     extreme = "low" if alert.direction == "up" else "high"
-    return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price:g} at {alert.ts}, from the "
-            f"window's {extreme} {alert.reference_price:g} at {alert.reference_ts} [rule {alert.rule}]")
+    return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price!r} at {alert.ts}, from the "
+            f"window's {extreme} {alert.reference_price!r} at {alert.reference_ts} [rule {alert.rule}]")

@@ -40,11 +40,14 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
     """Load settings and configure logging; print the problem and return None when they are bad."""
     try:
-        settings = load_settings(overrides_from(args), env_file=args.env_file)
+        settings = load_settings(overrides_from(args), env_file=args.env_file or ".env",
+                                 env_file_required=args.env_file is not None)
     except ConfigError as exc:
         print_error(prog, str(exc))
         return None
     configure_logging(settings.log_level, [settings.api_key, settings.sasl_password])
+    for notice in settings.notices:
+        logging.getLogger(prog).warning("%s", notice)
     return settings
 
 

@@ -7,9 +7,10 @@ module reads the environment.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,8 @@ class Settings:
     db_path: Path
     state_path: Path
     log_level: str
+    # Warnings about the settings themselves (a likely typo in .env), logged once logging is set up.
+    notices: tuple[str, ...] = field(default=(), compare=False)
 
     def kafka_security(self) -> dict[str, str]:
         """kafka-python keyword arguments for the cluster's security settings (empty for PLAINTEXT)."""
@@ -160,12 +163,43 @@ def _base_url(text: str) -> str:
     return value
 
 
+def read_env_file(env_file: str | Path | None, required: bool = False) -> dict[str, str | None]:
+    """The settings in an env file; a missing file is fine unless the user named it (`required`).
+
+    A UTF-8 byte-order mark (Windows editors add one) is read as such, not as part of the first name.
+    """
+    if not env_file or (not required and not Path(env_file).exists()):
+        return {}
+    if not Path(env_file).exists():
+        raise ConfigError("--env-file", f"{str(env_file)!r} does not exist")
+    try:
+        return dotenv_values(env_file, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("--env-file", f"cannot read {str(env_file)!r}: {problem}") from None
+
+
+def unknown_settings_notice(env_file: str | Path, names: Iterable[str]) -> str | None:
+    """One line about names in the env file that are not settings but look like one (a typo, lower case)."""
+    guesses = []
+    for name in names:
+        if name in DEFAULTS:
+            continue
+        match = name.upper() if name.upper() in DEFAULTS else next(
+            iter(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.8)), None)
+        if match:
+            guesses.append(f"{name!r} (did you mean {match}?)")
+    if not guesses:
+        return None
+    return f"{env_file}: ignoring unknown setting(s) {', '.join(guesses)}"
+
+
 def load_settings(overrides: Mapping[str, str | None] | None = None,
                   environ: Mapping[str, str] | None = None,
-                  env_file: str | Path | None = ".env") -> Settings:
+                  env_file: str | Path | None = ".env", env_file_required: bool = False) -> Settings:
     """Build Settings from overrides (CLI), then environ, then the .env file, then defaults."""
     environ = os.environ if environ is None else environ
-    from_file = dotenv_values(env_file) if env_file and Path(env_file).is_file() else {}
+    from_file = read_env_file(env_file, env_file_required)
     values: dict[str, str] = {}
     for name in DEFAULTS:
         chosen = (overrides or {}).get(name)
@@ -191,7 +225,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
         requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
         requests_per_day=_positive_int("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
-        bootstrap_servers=_non_empty("KAFKA_BOOTSTRAP_SERVERS", values["KAFKA_BOOTSTRAP_SERVERS"]),
+        bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
         alerts_topic=_topic("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
@@ -204,7 +238,21 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         db_path=Path(_non_empty("DB_PATH", values["DB_PATH"])),
         state_path=Path(_non_empty("PRODUCER_STATE_PATH", values["PRODUCER_STATE_PATH"])),
         log_level=_choice("LOG_LEVEL", values["LOG_LEVEL"], LOG_LEVELS, upper=True),
+        notices=tuple(filter(None, [unknown_settings_notice(env_file, from_file)])) if env_file else (),
     )
+
+
+def _bootstrap_servers(text: str) -> str:
+    """A comma-separated host:port list ([v6:addr]:port too), each port 1-65535, spaces dropped."""
+    name = "KAFKA_BOOTSTRAP_SERVERS"
+    servers = [server.strip() for server in _non_empty(name, text).split(",")]
+    for server in servers:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})", server)
+        if not match:
+            raise ConfigError(name, f"{server!r} is not host:port")
+        if not 1 <= int(match.group(2)) <= 65535:
+            raise ConfigError(name, f"{server!r}: port {match.group(2)} is not between 1 and 65535")
+    return ",".join(servers)
 
 
 def _topic(name: str, text: str) -> str:
@@ -239,8 +287,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", dest="KAFKA_TOPIC", metavar="NAME", help="Kafka topic (KAFKA_TOPIC)")
     parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL",
                         help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)")
-    parser.add_argument("--env-file", default=".env", metavar="PATH",
-                        help="read settings from this file too (default .env; missing is fine)")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="read settings from this file too (default .env, which may be missing; "
+                             "a file named here must exist)")
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, str | None]:

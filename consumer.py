@@ -17,7 +17,8 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -38,21 +39,34 @@ from kafka_client import (
     ensure_topic,
     retry_until_connected,
 )
-from messages import InvalidMessage, QuoteRow, decode_quote
+from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote
 
 log = logging.getLogger("consumer")
 
 
-def split_batch(records: Iterable[ConsumerRecord]) -> tuple[list[QuoteRow], list[db.Rejected]]:
-    """Valid quotes, and the messages that are not, each with its reason."""
+def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[QuoteRow], list[db.Rejected]]:
+    """Valid quotes, and the messages that are not, each with its reason.
+
+    Whatever goes wrong with one message sets that message aside, never the batch: an error the
+    decoder did not foresee would otherwise stop the consumer on the same message at every start.
+    """
     rows: list[QuoteRow] = []
     rejected: list[db.Rejected] = []
     for record in records:
         try:
-            rows.append(decode_quote(record.value))
+            row = decode_quote(record.value)
+            check_not_future(row, now)
+            rows.append(row)
         except InvalidMessage as exc:
-            rejected.append(db.Rejected(record.topic, record.partition, record.offset, record.key,
-                                        record.value, str(exc)))
+            reason = str(exc)
+        except Exception as exc:
+            log.debug("unforeseen failure decoding %s[%d]@%d", record.topic, record.partition, record.offset,
+                      exc_info=True)
+            reason = f"cannot be decoded: {type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            continue
+        rejected.append(db.Rejected(record.topic, record.partition, record.offset, record.key, record.value,
+                                    reason))
     return rows, rejected
 
 
@@ -72,7 +86,7 @@ class PriceBoard:
             price = latest[symbol].price
             before = self.last.get(symbol)
             move = f" ({(price - before) / before * 100:+.2f}%)" if before else ""
-            parts.append(f"{symbol} {price:g}{move}")
+            parts.append(f"{symbol} {price!r}{move}")  # as stored: no rounding, no exponent
             self.last[symbol] = price
         return ", ".join(parts)
 
@@ -82,15 +96,16 @@ class QuoteStore:
     transaction), and from there to the alerts topic."""
 
     def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
-                 outbox: AlertOutbox | None = None) -> None:
+                 outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.connection = connection
+        self.clock = clock
         self.board = PriceBoard()
         self.engine = engine
         self.outbox = outbox
 
     def store(self, records: list[ConsumerRecord]) -> int:
         """Validate and store one poll batch in one transaction; return the number of new rows."""
-        rows, rejected = split_batch(records)
+        rows, rejected = split_batch(records, self.clock())
         alerts = self.engine.evaluate(rows) if self.engine else []
         stored = db.save_batch(self.connection, rows, rejected, alerts)
         for bad in rejected:

@@ -136,15 +136,17 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
     return connection.execute("SELECT count(*) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
 
 
-def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds: float) -> list[tuple[str, float]]:
-    """(ts, price) of a symbol's latest quote and of those up to `lookback_seconds` before it, oldest first."""
+def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds: float,
+                  until: str) -> list[tuple[str, float]]:
+    """(ts, price) of a symbol's latest quote at or before `until` and of those up to `lookback_seconds`
+    before it, oldest first."""
     return connection.execute(
         """SELECT ts, price FROM stock_prices
-           WHERE symbol = :symbol AND ts >= (
+           WHERE symbol = :symbol AND ts <= :until AND ts >= (
                SELECT strftime('%Y-%m-%dT%H:%M:%fZ', max(ts), '-' || :lookback || ' seconds')
-               FROM stock_prices WHERE symbol = :symbol)
+               FROM stock_prices WHERE symbol = :symbol AND ts <= :until)
            ORDER BY ts""",
-        {"symbol": symbol, "lookback": lookback_seconds}).fetchall()
+        {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
 
 
 def alerts_to_publish(connection: sqlite3.Connection, limit: int = 500) -> list[tuple[int, AlertRow]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -22,6 +22,11 @@ VERSION = 1
 SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY})
 # What format_time writes; a time already in this form is stored as it is (no re-formatting).
 CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# SQLite stores integers in 64 bits; a larger volume would fail the whole batch's insert.
+MAX_VOLUME = 2**63 - 1
+# A quote stamped further ahead of the consumer's clock than this is a fault, not a quote: stored, it
+# would make every later quote of its symbol look late and silence its alerts.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 class InvalidMessage(ValueError):
@@ -60,9 +65,13 @@ class AlertRow(NamedTuple):
 
 
 def format_time(moment: datetime) -> str:
-    """UTC ISO-8601 with milliseconds and Z."""
+    """UTC ISO-8601 with milliseconds and Z; the year always has four digits, so text order is time order.
+
+    Raises OverflowError when the UTC time falls outside years 1-9999.
+    """
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+            f"{utc.microsecond // 1000:03d}Z")
 
 
 def encode_quote(quote: Quote) -> bytes:
@@ -101,10 +110,14 @@ def _number(message: dict[str, Any], name: str, *, optional: bool = False) -> fl
         raise InvalidMessage(f"{name} is missing" if name not in message else f"{name} is null")
     value = message[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidMessage(f"{name} is not a number: {str(value)[:40]!r}")
-    if not math.isfinite(value):
-        raise InvalidMessage(f"{name} is not finite: {value}")
-    return float(value)
+        raise InvalidMessage(f"{name} is not a number: {_excerpt(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidMessage(f"{name} is out of range: {_excerpt(value)}") from None
+    if not math.isfinite(number):
+        raise InvalidMessage(f"{name} is not finite: {number}")
+    return number
 
 
 def _positive(message: dict[str, Any], name: str) -> float:
@@ -113,6 +126,15 @@ def _positive(message: dict[str, Any], name: str) -> float:
     if value <= 0:
         raise InvalidMessage(f"{name} must be positive, got {value:g}")
     return value
+
+
+def _excerpt(value: object, length: int = 40) -> str:
+    """The start of a value, quoted, for a rejection reason."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"an integer of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+    return repr(text[:length])
 
 
 def _time(message: dict[str, Any], name: str) -> str:
@@ -126,7 +148,19 @@ def _time(message: dict[str, Any], name: str) -> str:
     if moment.tzinfo is None:
         raise InvalidMessage(f"{name} has no time zone: {value[:40]!r}")
     # The producer already writes the canonical form; re-formatting it was a third of decode time.
-    return value if CANONICAL_TIME.fullmatch(value) else format_time(moment)
+    if CANONICAL_TIME.fullmatch(value):
+        return value
+    try:
+        return format_time(moment)
+    except OverflowError:
+        raise InvalidMessage(f"{name} is out of range in UTC: {value[:40]!r}") from None
+
+
+def check_not_future(row: QuoteRow, now: datetime) -> None:
+    """Refuse a quote stamped beyond FUTURE_TOLERANCE ahead of `now` (the consumer's clock)."""
+    if row.ts > format_time(now + FUTURE_TOLERANCE):
+        raise InvalidMessage(f"ts is in the future: {row.ts} is more than {FUTURE_TOLERANCE.seconds // 60} "
+                             f"minutes after the consumer's clock ({format_time(now)})")
 
 
 def _parse_slowly(raw: bytes) -> Any:
@@ -140,6 +174,8 @@ def _parse_slowly(raw: bytes) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessage("not JSON we accept: nested too deeply") from None
 
 
 def decode_quote(raw: bytes | None) -> QuoteRow:
@@ -150,29 +186,33 @@ def decode_quote(raw: bytes | None) -> QuoteRow:
         raise InvalidMessage("empty value")
     try:
         message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):  # the standard library would only recurse until it fails
+            raise InvalidMessage("not JSON we accept: nested more than 1024 levels deep") from None
         message = _parse_slowly(raw)
     if not isinstance(message, dict):
         raise InvalidMessage(f"not a JSON object but {type(message).__name__}")
     if message.get("v") != VERSION:
-        raise InvalidMessage(f"unsupported message version {str(message.get('v'))[:20]!r}")
+        raise InvalidMessage(f"unsupported message version {_excerpt(message.get('v'), 20)}")
     symbol = message.get("symbol")
     if not isinstance(symbol, str):
         raise InvalidMessage("symbol is missing" if symbol is None else "symbol is not a string")
     if not SYMBOL_PATTERN.fullmatch(symbol):
         raise InvalidMessage(f"symbol is not valid: {symbol[:40]!r}")
     source = message.get("source")
-    if source not in SOURCES:
-        raise InvalidMessage(f"source is not one of {sorted(SOURCES)}: {str(source)[:40]!r}")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise InvalidMessage(f"source is not one of {sorted(SOURCES)}: {_excerpt(source)}")
     volume = message.get("volume")
     if isinstance(volume, bool) or not isinstance(volume, int) or volume < 0:
-        raise InvalidMessage(f"volume is not a whole non-negative number: {str(volume)[:40]!r}")
+        raise InvalidMessage(f"volume is not a whole non-negative number: {_excerpt(volume)}")
+    if volume > MAX_VOLUME:
+        raise InvalidMessage(f"volume is out of range (at most 2^63-1): {_excerpt(volume)}")
     trading_day = message.get("trading_day")
     if trading_day is not None:
         try:
-            date.fromisoformat(trading_day)
+            trading_day = date.fromisoformat(trading_day).isoformat()  # "20200508" too, stored as 2020-05-08
         except (TypeError, ValueError):
-            raise InvalidMessage(f"trading_day is not a date: {str(trading_day)[:40]!r}") from None
+            raise InvalidMessage(f"trading_day is not a date: {_excerpt(trading_day)}") from None
     return QuoteRow(
         symbol=symbol,
         ts=_time(message, "ts"),

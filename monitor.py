@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     chart.add_argument("--relative", action="store_true",
                        help="plot the %% change since each symbol's first quote instead of the price")
     parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
-    parser.add_argument("--env-file", default=".env", metavar="PATH",
-                        help="read settings from this file too (default .env; missing is fine)")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="read settings from this file too (default .env, which may be missing; "
+                             "a file named here must exist)")
     return parser
 
 
@@ -184,6 +185,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return watch_live(settings.db_path, args)
     except db.DatabaseError as exc:
         print_error("monitor", str(exc))
+        return ExitCode.STORAGE
+    except sqlite3.Error as exc:  # whichever reader met it: the same line and status everywhere
+        print_error("monitor", f"cannot read database {str(settings.db_path)!r}: {exc}")
         return ExitCode.STORAGE
 
 

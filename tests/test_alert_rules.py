@@ -78,3 +78,8 @@ def test_every_script_exits_2_with_one_line_for_a_malformed_rule(script):
     result = run_script(script, env=script_env(ALERT_RULES="2%/15m, IBM<"), timeout=30)
     assert result.returncode == 2
     assert result.stderr == f"{script[:-3]}: error: ALERT_RULES: 'IBM<' is not a rule: {SYNTAX}\n"
+
+
+def test_a_rules_text_keeps_every_digit_of_its_numbers():
+    assert [rule.text for rule in parse_rules("IBM>164.0625, BRK.A<1234567, 2.125%/15m")] == [
+        "IBM>164.0625", "BRK.A<1234567", "2.125%/15m"]

@@ -13,7 +13,7 @@ from alerts import AlertEngine, WindowExtremes, describe_alert
 from messages import AlertRow, QuoteRow, format_time
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
-FIRED_AT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+FIRED_AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # after every quote of the series
 
 
 def at(minutes: float) -> str:
@@ -68,7 +68,7 @@ def test_a_level_fires_once_per_crossing_with_the_quote_before_as_reference(cons
         ("AAPL", "AAPL>200", "up", 201.0, at(2), 199.5, at(1), 0.7519),
         ("AAPL", "AAPL>200", "up", 202.25, at(6), 198.0, at(5), 2.1465),
     ]
-    assert all(a.fired_at == "2026-11-24T15:00:00.000Z" for a in fired)
+    assert all(a.fired_at == "2026-11-24T18:00:00.000Z" for a in fired)
 
 
 def test_a_level_down_fires_on_the_way_down_only(consumer):
@@ -191,3 +191,9 @@ def test_an_alert_reads_as_one_line():
                                     "201.9 at 2026-11-24T14:40:00.000Z [rule TSLA:5%/1h]")
     assert describe_alert(level) == ("IBM crossed below 150: 149.5 at 2026-11-24T14:32:00.000Z (previous quote "
                                      "150.25 at 2026-11-24T14:31:00.000Z) [rule IBM<150]")
+
+
+def test_prices_in_an_alert_line_are_as_stored_not_rounded():
+    level = AlertRow("BRK.A", "BRK.A>1000000", "up", 1234567.0, at(2), 164.0625, at(1), 0.1, at(3))
+    assert describe_alert(level).startswith("BRK.A crossed above 1000000: 1234567.0 at 2026-11-24T14:32:00.000Z "
+                                            "(previous quote 164.0625 at ")

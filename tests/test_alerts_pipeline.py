@@ -95,3 +95,45 @@ def test_an_alert_stored_but_never_published_is_sent_at_the_next_start(kafka_bro
     assert published_alerts(kafka_broker, alerts_topic) == [{"v": 1, **stranded._asdict()}]
     [row] = stored_alerts(db_path)
     assert row["published_at"] is not None
+
+
+def quote_message(price: float, ts: str) -> bytes:
+    return json.dumps({"v": 1, "symbol": "IBM", "ts": ts, "price": price, "open": price, "high": price, "low": price,
+                       "volume": 1, "source": "TIME_SERIES_INTRADAY", "fetched_at": ts}).encode()
+
+
+def test_a_quote_stamped_in_the_future_is_set_aside_and_alerts_go_on_firing(kafka_broker, topic, standin, tmp_path):
+    from kafka import KafkaProducer
+
+    db_path = tmp_path / "stocks.db"
+    env = pipeline_env(kafka_broker, topic, standin, db_path, ALERT_RULES="IBM>100",
+                       KAFKA_ALERTS_TOPIC=f"{topic}-alerts")
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    prices = [90, 110, 90, 110, 90, 110]
+    for minute, price in enumerate(prices[:2]):
+        producer.send(topic, key=b"IBM", value=quote_message(price, f"2026-01-05T15:{minute:02d}:00.000Z"))
+    producer.send(topic, key=b"IBM", value=quote_message(110, "2100-01-01T00:00:00.000Z"))
+    for minute, price in enumerate(prices[2:], start=2):
+        producer.send(topic, key=b"IBM", value=quote_message(price, f"2026-01-05T15:{minute:02d}:00.000Z"))
+    producer.flush()
+
+    result = run_script("consumer.py", "--idle-exit", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [alert["ts"] for alert in stored_alerts(db_path)] == [f"2026-01-05T15:{m:02d}:00.000Z" for m in (1, 3, 5)]
+    connection = sqlite3.connect(db_path)
+    (reason,) = connection.execute("SELECT reason FROM rejected_messages").fetchone()
+    assert reason.startswith("ts is in the future: 2100-01-01T00:00:00.000Z is more than 10 minutes after the "
+                             "consumer's clock")
+    # A database that already holds such a quote (stored by an earlier release) silences nothing either.
+    connection.execute("INSERT INTO stock_prices (symbol, ts, price, open, high, low, volume, source, fetched_at) "
+                       "VALUES ('IBM', '2100-01-01T00:00:00.000Z', 110, 110, 110, 110, 1, 'GLOBAL_QUOTE', "
+                       "'2100-01-01T00:00:00.000Z')")
+    connection.commit()
+    connection.close()
+    for minute, price in [(6, 90), (7, 110)]:
+        producer.send(topic, key=b"IBM", value=quote_message(price, f"2026-01-05T15:{minute:02d}:00.000Z"))
+    producer.flush()
+    producer.close()
+    result = run_script("consumer.py", "--idle-exit", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    assert [alert["ts"] for alert in stored_alerts(db_path)][-1] == "2026-01-05T15:07:00.000Z"

@@ -89,3 +89,50 @@ def test_a_bad_flag_value_is_reported_like_the_variable():
     assert result.returncode == 2
     assert result.stderr == (
         "producer: error: STOCK_SYMBOLS: 'IBM;DROP' is not a valid symbol (letters, digits, '.' and '-', at most 20)\n")
+
+
+@pytest.mark.parametrize("servers", ["localhost:90x2", "localhost", "host:0", "host:65536", "a:1,,b:2", "a b:1"])
+def test_each_bootstrap_server_must_be_host_and_port(servers):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"KAFKA_BOOTSTRAP_SERVERS": servers}, env_file=None)
+    assert caught.value.setting == "KAFKA_BOOTSTRAP_SERVERS"
+
+
+def test_bootstrap_servers_accept_names_addresses_and_ipv6_with_spaces_dropped():
+    settings = load_settings(environ={"KAFKA_BOOTSTRAP_SERVERS": " b1.example.com:9093, 10.0.0.2:9092,[::1]:9094 "},
+                             env_file=None)
+    assert settings.bootstrap_servers == "b1.example.com:9093,10.0.0.2:9092,[::1]:9094"
+
+
+def test_a_mistyped_port_stops_the_producer_with_exit_2_naming_the_setting():
+    result = run_script("producer.py", env=script_env(KAFKA_BOOTSTRAP_SERVERS="localhost:90x2"), timeout=30)
+    assert (result.returncode, result.stderr) == (
+        2, "producer: error: KAFKA_BOOTSTRAP_SERVERS: 'localhost:90x2' is not host:port\n")
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_setting(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_bytes("\ufeffSTOCK_SYMBOLS=MSFT\nKAFKA_TOPIC=prices\n".encode())
+    settings = load_settings(environ={}, env_file=env_file)
+    assert (settings.symbols, settings.topic, settings.notices) == (("MSFT",), "prices", ())
+
+
+def test_names_in_env_that_look_like_settings_are_warned_about_once_with_the_closest_match(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"STOCK_SYMBOL=MSFT\nstock_symbols=AAPL\nCOMPOSE_PROJECT_NAME=x\nDB_PATH={tmp_path / 'none.db'}\n")
+    notice = (f"{env_file}: ignoring unknown setting(s) 'STOCK_SYMBOL' (did you mean STOCK_SYMBOLS?), "
+              "'stock_symbols' (did you mean STOCK_SYMBOLS?)")
+    settings = load_settings(environ={}, env_file=env_file)
+    assert (settings.symbols, settings.notices) == (("IBM",), (notice,))
+    result = run_script("monitor.py", "--env-file", str(env_file), "--json", env=script_env(), timeout=30)
+    assert result.returncode == 0
+    warned = [line.split(" ", 2)[2] for line in result.stderr.splitlines() if "ignoring" in line]
+    assert warned == [f"WARNING monitor: {notice}"]
+
+
+def test_a_named_env_file_that_does_not_exist_is_exit_2(tmp_path):
+    missing = tmp_path / "prod.env"
+    for script in ("producer.py", "consumer.py", "monitor.py"):
+        result = run_script(script, "--env-file", str(missing), env=script_env(), timeout=30)
+        assert (result.returncode, result.stderr) == (
+            2, f"{script[:-3]}: error: --env-file: '{missing}' does not exist\n")

@@ -47,6 +47,14 @@ BAD_MESSAGES = [
     (None, "null value (tombstone)"),
     (bad(symbol="IBM'); DELETE FROM stock_prices; --"), "symbol is not valid: \"IBM'); DELETE FROM stock_prices; --\""),
     (bad(symbol="IB\x1bM"), "symbol is not valid: 'IB\\x1bM'"),
+    # Each of these once made the consumer exit 1 with its whole batch, on every restart.
+    (bad(price=10**400), f"price is out of range: '{str(10**400)[:40]}'"),
+    (bad(volume=2**63), "volume is out of range (at most 2^63-1): '9223372036854775808'"),
+    (bad(extra=0).replace(b'"extra": 0', b'"extra": ' + b"[" * 100_000 + b"]" * 100_000),
+     "not JSON we accept: nested more than 1024 levels deep"),
+    (bad(ts="9999-12-31T23:00:00-05:00"), "ts is out of range in UTC: '9999-12-31T23:00:00-05:00'"),
+    (bad(fetched_at="0001-01-01T00:00:00+05:00"), "fetched_at is out of range in UTC: '0001-01-01T00:00:00+05:00'"),
+    (bad(source={"GLOBAL_QUOTE": 1}), "source is not one of ['GLOBAL_QUOTE', 'TIME_SERIES_INTRADAY']: \"{'GLOBAL_QUOTE': 1}\""),
 ]
 
 
@@ -139,3 +147,12 @@ def test_an_unusable_database_is_one_line_and_exit_3(kafka_broker, topic, standi
                         timeout=30)
     assert result.returncode == 3
     assert result.stderr == f"consumer: error: cannot use database '{corrupt}': file is not a database\n"
+
+
+def test_the_batch_line_prints_prices_as_stored():
+    from consumer import PriceBoard
+    from messages import decode_quote
+
+    rows = [decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price, "ts": "2020-05-08T18:00:00Z"}).encode())
+            for symbol, price in [("IBM", 164.0625), ("BRK.A", 1234567)]]
+    assert PriceBoard().moves(rows) == "BRK.A 1234567.0, IBM 164.0625"

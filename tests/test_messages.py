@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alphavantage import Quote
-from messages import InvalidMessage, QuoteRow, decode_quote, encode_quote, format_time
+from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, encode_quote, format_time
 
 QUOTE = Quote(symbol="IBM", ts=datetime(2020, 5, 8, 18, 5, tzinfo=UTC), price=121.74, open=121.79, high=121.86,
               low=121.7225, volume=31454, source="TIME_SERIES_INTRADAY",
@@ -75,6 +75,17 @@ def with_(**changes: object) -> bytes:
     (with_(trading_day="someday"), "trading_day is not a date: 'someday'"),
     (b"", "empty value"),
     (None, "null value (tombstone)"),
+    # Poison messages that once crashed the consumer on every start (issue 9).
+    (with_(price=10**400), f"price is out of range: '{str(10**400)[:40]}'"),
+    (with_(change=-(10**400)), f"change is out of range: '{str(-(10**400))[:40]}'"),
+    (with_(change_percent=10**400), f"change_percent is out of range: '{str(10**400)[:40]}'"),
+    (with_(volume=2**63), "volume is out of range (at most 2^63-1): '9223372036854775808'"),
+    (with_(extra=[[[[]]]]).replace(b"[[[[]]]]", b"[" * 100_000 + b"]" * 100_000),
+     "not JSON we accept: nested more than 1024 levels deep"),
+    (with_(ts="9999-12-31T23:00:00-05:00"), "ts is out of range in UTC: '9999-12-31T23:00:00-05:00'"),
+    (with_(fetched_at="0001-01-01T00:00:00+05:00"), "fetched_at is out of range in UTC: '0001-01-01T00:00:00+05:00'"),
+    (with_(source=["GLOBAL_QUOTE"]), "source is not one of ['GLOBAL_QUOTE', 'TIME_SERIES_INTRADAY']: \"['GLOBAL_QUOTE']\""),
+    (with_(v={"a": 1}), "unsupported message version \"{'a': 1}\""),
 ])
 def test_each_bad_message_is_refused_with_a_reason_naming_the_problem(raw, reason):
     with pytest.raises(InvalidMessage) as caught:
@@ -86,3 +97,34 @@ def test_a_one_megabyte_value_is_refused_without_trouble():
     raw = json.dumps({**GOOD, "padding": "x" * 1_000_000, "price": "big"}).encode()
     with pytest.raises(InvalidMessage, match="price is not a number"):
         decode_quote(raw)
+
+
+def test_the_largest_volume_sqlite_holds_is_accepted():
+    assert decode_quote(with_(volume=2**63 - 1)).volume == 2**63 - 1
+
+
+def test_years_before_1000_are_stored_zero_padded_so_text_order_is_time_order():
+    assert decode_quote(with_(ts="0999-06-01T00:00:00+00:00")).ts == "0999-06-01T00:00:00.000Z"
+    assert format_time(datetime(999, 6, 1, tzinfo=UTC)) == "0999-06-01T00:00:00.000Z"
+    assert format_time(datetime(1, 1, 1, tzinfo=UTC)) < format_time(datetime(999, 6, 1, tzinfo=UTC)) < GOOD["ts"]
+
+
+def test_a_compact_trading_day_is_stored_in_the_dashed_form():
+    assert decode_quote(with_(trading_day="20200508")).trading_day == "2020-05-08"
+
+
+@pytest.mark.parametrize(("ts", "refused"), [
+    ("2026-11-28T12:09:59.000Z", False),  # within the tolerance of a clock a little behind
+    ("2026-11-28T12:10:01.000Z", True),
+    ("2100-01-01T00:00:00.000Z", True),
+])
+def test_a_quote_stamped_beyond_the_tolerance_ahead_of_the_consumers_clock_is_refused(ts, refused):
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    row = decode_quote(with_(ts=ts))
+    if not refused:
+        check_not_future(row, now)
+        return
+    with pytest.raises(InvalidMessage) as caught:
+        check_not_future(row, now)
+    assert str(caught.value) == (f"ts is in the future: {ts} is more than 10 minutes after the consumer's clock "
+                                 "(2026-11-28T12:00:00.000Z)")

@@ -138,9 +138,10 @@ def test_an_empty_or_missing_database_says_what_to_start(tmp_path):
 def test_a_file_that_is_not_a_database_is_one_line_and_exit_3(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("these are not the quotes you are looking for\n" * 100)
-    result = monitor("--once", DB_PATH=str(path))
-    assert result.returncode == 3
-    assert result.stderr == f"monitor: error: cannot read database {str(path)!r}: file is not a database\n"
+    for mode in (["--once"], ["--json"], ["--chart", str(path.with_suffix(".png"))]):
+        result = monitor(*mode, DB_PATH=str(path))
+        assert (result.returncode, result.stderr) == (
+            3, f"monitor: error: cannot read database {str(path)!r}: file is not a database\n"), mode
 
 
 WRITER = """
