@@ -8,6 +8,7 @@ raised as its own error kind; none of them is ever returned as a quote.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -70,8 +71,20 @@ class ApiTimeout(ApiError):
 
 
 class ApiUnreachable(ApiError):
+    """The request never reached Alpha Vantage (DNS, refused, no route): it costs no API call."""
+
     kind = "connection failed"
     transient = True
+
+
+def connection_failure_cause(exc: requests.ConnectionError) -> str:
+    """What urllib3 says went wrong ("Failed to resolve 'www.alphavantage.co' (...)", "Connection refused"),
+    without the connection object's repr it starts with."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", None) or reason
+    text = re.sub(r"^(<[^>]*>|\w+\(host=[^)]*\)): ", "", str(reason).strip())
+    text = re.sub(r"^Failed to establish a new connection: (\[Errno -?\d+\] )?", "", text)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ApiNotJson(ApiError):
@@ -276,10 +289,14 @@ class AlphaVantageClient:
         """GET the symbol's data and return the decoded JSON, or raise the matching ApiError."""
         try:
             response = self._session.get(self.base_url, params=self._params(symbol), timeout=self.timeout)
+        except requests.ConnectTimeout:  # before Timeout: the request never reached the server
+            raise ApiUnreachable(f"{self.base_url}: no connection within {self.timeout[0]:g}s") from None
         except requests.Timeout:
             raise ApiTimeout(f"no answer from {self.base_url} within {self.timeout[1]:g}s") from None
+        except requests.ConnectionError as exc:
+            raise ApiUnreachable(self._redact(f"{self.base_url}: {connection_failure_cause(exc)}")) from None
         except requests.RequestException as exc:
-            raise ApiUnreachable(self._redact(f"{self.base_url}: {type(exc).__name__}")) from None
+            raise ApiError(self._redact(f"{self.base_url}: {type(exc).__name__}: {exc}")) from None
         if response.status_code != 200:
             raise ApiHttpError(response.status_code, response.reason or "")
         try:

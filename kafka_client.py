@@ -26,6 +26,10 @@ class Stopped(Exception):
     """The process was asked to stop while it waited for the broker."""
 
 
+class Unreachable(Exception):
+    """The broker did not answer within the time a caller was prepared to wait (--once runs)."""
+
+
 def describe(exc: BaseException) -> str:
     """A short, one-line description of a Kafka error."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -79,8 +83,11 @@ def _connection_failures() -> _LastConnectionFailure:
 
 
 def retry_until_connected(connect: Callable[[], T], what: str, servers: str, stop: threading.Event,
-                          backoff: Backoff | None = None) -> T:
-    """Call `connect` until it succeeds, saying once that the broker is not reachable."""
+                          backoff: Backoff | None = None, deadline: float | None = None) -> T:
+    """Call `connect` until it succeeds, saying once that the broker is not reachable.
+
+    With a `deadline` (time.monotonic()), raise Unreachable once it has passed instead of retrying on.
+    """
     backoff = backoff or Backoff(initial=1.0, maximum=30.0)
     failures = 0
     last_failure = _connection_failures()
@@ -93,11 +100,16 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
         except KafkaError as exc:
             failures += 1
             reason = last_failure.reason or describe(exc)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Unreachable(f"Kafka is not reachable at {servers} ({reason})") from None
             if failures == 1:
-                log.warning("Kafka is not reachable at %s (%s); %s will keep retrying", servers, reason, what)
+                limit = "" if deadline is None else f" for up to {deadline - time.monotonic():.0f} s"
+                log.warning("Kafka is not reachable at %s (%s); %s will keep retrying%s", servers, reason, what,
+                            limit)
             else:
                 log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, reason)
-            stop.wait(backoff.next_delay())
+            delay = backoff.next_delay()
+            stop.wait(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
             continue
         if failures:
             log.info("Kafka at %s is reachable again after %d failed attempts", servers, failures)

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -18,6 +18,7 @@ from messages import encode_quote
 
 log = logging.getLogger(__name__)
 
+GLOBAL_IDENTITY_FIELDS = 7  # what tells one global quote from the next (see _global_identity)
 # Acknowledgements normally take milliseconds; after this long the broker is probably gone.
 OUTAGE_NOTICE_SECONDS = 5.0
 
@@ -30,7 +31,7 @@ class NewQuoteFilter:
         self._last_bar: dict[str, datetime] = {}
 
     @staticmethod
-    def _global_identity(quote: Quote) -> tuple[object, ...]:
+    def _global_identity(quote: Quote) -> tuple[object, ...]:  # GLOBAL_IDENTITY_FIELDS values
         return (quote.trading_day, quote.price, quote.open, quote.high, quote.low, quote.volume, quote.change)
 
     def _is_new(self, quote: Quote) -> bool:
@@ -48,12 +49,34 @@ class NewQuoteFilter:
         return {"last_global": {symbol: list(identity) for symbol, identity in self._last_global.items()},
                 "last_bar": {symbol: moment.isoformat() for symbol, moment in self._last_bar.items()}}
 
-    def restore(self, snapshot: dict[str, object]) -> None:
+    def restore(self, snapshot: dict[str, object]) -> list[str]:
+        """Continue from a snapshot; return what was dropped because it cannot be trusted.
+
+        A bar time must carry its time zone (comparing a naive one with the API's would fail on
+        every poll); a symbol whose entry is dropped may have its latest quote published once more.
+        """
         last_global, last_bar = snapshot.get("last_global", {}), snapshot.get("last_bar", {})
         if not isinstance(last_global, dict) or not isinstance(last_bar, dict):
             raise ValueError("malformed published-quote snapshot")
-        self._last_global = {symbol: tuple(identity) for symbol, identity in last_global.items()}
-        self._last_bar = {symbol: datetime.fromisoformat(moment) for symbol, moment in last_bar.items()}
+        dropped: list[str] = []
+        self._last_global = {}
+        for symbol, identity in last_global.items():
+            if isinstance(identity, list) and len(identity) == GLOBAL_IDENTITY_FIELDS:
+                self._last_global[symbol] = tuple(identity)
+            else:
+                dropped.append(f"the last published quote of {symbol} ({str(identity)[:40]!r})")
+        self._last_bar = {}
+        for symbol, moment in last_bar.items():
+            try:
+                parsed = datetime.fromisoformat(moment)
+                if parsed.tzinfo is None:
+                    raise ValueError("no time zone")
+                parsed.astimezone(UTC)  # OverflowError at the ends of the calendar
+            except (TypeError, ValueError, OverflowError):
+                dropped.append(f"the last published bar time of {symbol} ({str(moment)[:40]!r})")
+                continue
+            self._last_bar[symbol] = parsed
+        return dropped
 
     def remember(self, quotes: list[Quote]) -> None:
         """Mark quotes as published (call once Kafka has acknowledged them)."""

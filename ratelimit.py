@@ -7,6 +7,7 @@ injectable so tests run it without sleeping.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -71,6 +72,12 @@ class RateLimiter:
         if self._recent and now > self._recent[-1]:
             self._recent[-1] = now
 
+    def refund(self, now: float | None = None) -> None:
+        """The last call never reached the API (refused, DNS): it does not count against the day."""
+        now = self.clock() if now is None else now
+        if _utc_day(now) == self._day and self._day_count > 0:
+            self._day_count -= 1
+
     def exhaust_day(self, now: float | None = None) -> None:
         """The server says today's budget is spent, whatever we counted."""
         now = self.clock() if now is None else now
@@ -84,16 +91,29 @@ class RateLimiter:
         """What a restarted producer needs to keep within budget (see restore)."""
         return {"recent": list(self._recent), "day": self._day, "day_count": self._day_count}
 
-    def restore(self, snapshot: dict[str, object]) -> None:
-        """Continue from a snapshot, so a restart does not reset the budget."""
-        recent = snapshot.get("recent", [])
-        day, day_count = snapshot.get("day", -1), snapshot.get("day_count", 0)
-        if not isinstance(recent, list) or not isinstance(day, int) or not isinstance(day_count, int):
-            raise ValueError("malformed rate limiter snapshot")
-        self._recent.clear()
-        self._recent.extend(float(stamp) for stamp in sorted(recent)[-self.per_minute:])
-        self._day, self._day_count = day, day_count
+    def restore(self, snapshot: dict[str, object], now: float | None = None) -> list[str]:
+        """Continue from a snapshot, so a restart does not reset the budget; return what could not be trusted.
 
+        Times after `now` (a clock set back since) are counted as made now: the budget stays safe
+        and the wait they cause is at most one window, never the hours of a wrong clock.
+        """
+        now = self.clock() if now is None else now
+        recent, day, day_count = snapshot.get("recent", []), snapshot.get("day", -1), snapshot.get("day_count", 0)
+        if (not isinstance(recent, list) or not all(isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
+                                                    and math.isfinite(stamp) for stamp in recent)
+                or type(day) is not int or type(day_count) is not int or day_count < 0):
+            raise ValueError("malformed rate limiter snapshot")
+        doubts = []
+        future = [stamp for stamp in recent if stamp > now]
+        if future:
+            doubts.append(f"{len(future)} call time(s) in the future, counted as made now")
+        self._recent.clear()
+        self._recent.extend(sorted(min(float(stamp), now) for stamp in recent)[-self.per_minute:])
+        if day > _utc_day(now):
+            doubts.append("a day count dated in the future, counted as today's")
+            day = _utc_day(now)
+        self._day, self._day_count = day, day_count
+        return doubts
 
 def seconds_until_next_utc_day(now: float) -> float:
     """Seconds from `now` to the next midnight UTC."""

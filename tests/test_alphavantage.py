@@ -179,8 +179,15 @@ def test_connection_refused_is_unreachable_and_the_key_stays_out_of_the_message(
     url = f"http://127.0.0.1:{free_port()}/query"
     with pytest.raises(ApiUnreachable) as caught:
         client_for(url).fetch_quotes("IBM")
-    assert str(caught.value) == f"connection failed: {url}: ConnectionError"
+    assert str(caught.value) == f"connection failed: {url}: Connection refused"
     assert TEST_API_KEY not in repr(caught.value)
+
+
+def test_a_name_that_does_not_resolve_is_unreachable_and_says_so():
+    url = "http://stockmon-test.invalid/query"  # .invalid never resolves (RFC 2606)
+    with pytest.raises(ApiUnreachable) as caught:
+        client_for(url).fetch_quotes("IBM")
+    assert str(caught.value).startswith(f"connection failed: {url}: Failed to resolve 'stockmon-test.invalid' (")
 
 
 def test_the_key_the_server_echoes_back_is_redacted(standin):

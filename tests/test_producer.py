@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from alphavantage_standin import Answer, fixture, recorded
+from alphavantage_standin import Answer, changing_global_quotes, fixture, recorded
 from conftest import (
     TEST_API_KEY,
     pipeline_env,
@@ -156,10 +156,114 @@ def test_a_refused_api_connection_is_retried_with_back_off_then_reported(kafka_b
     assert time.monotonic() - started >= 0.1 + 0.2 + 0.4 + 0.8
     retries = [line for line in result.stderr.splitlines() if "trying again in" in line]
     assert [line.split(" WARNING producer: ")[1] for line in retries] == [
-        f"{symbol}: connection failed: {closed_url}: ConnectionError; trying again in {delay} s"
+        f"{symbol}: connection failed: {closed_url}: Connection refused; trying again in {delay} s"
         for symbol, delay in (("IBM", "0.1"), ("IBM", "0.2"), ("MSFT", "0.4"), ("MSFT", "0.8"))]
     assert result.stderr.splitlines()[-1] == (
-        f"producer: error: 2 of 2 symbol(s) failed: IBM: connection failed: {closed_url}: ConnectionError; "
-        f"MSFT: connection failed: {closed_url}: ConnectionError")
+        f"producer: error: 2 of 2 symbol(s) failed: IBM: connection failed: {closed_url}: Connection refused; "
+        f"MSFT: connection failed: {closed_url}: Connection refused")
     assert TEST_API_KEY not in result.stderr and "Traceback" not in result.stderr
     assert topic_values(kafka_broker, topic) == []
+
+
+def test_calls_that_never_reached_the_api_are_not_charged_to_the_day(kafka_broker, topic, standin, tmp_path):
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM,MSFT",
+                       ALPHAVANTAGE_BASE_URL="http://stockmon-test.invalid/query", REQUESTS_PER_DAY="2")
+    result = run_script("producer.py", "--once", env=env)
+    assert result.returncode == 1
+    retries = [line for line in result.stderr.splitlines() if "trying again in" in line]
+    assert len(retries) == 4  # three tries per symbol: the budget of 2 a day did not stop them
+    assert all("connection failed: http://stockmon-test.invalid/query: Failed to resolve 'stockmon-test.invalid' ("
+               in line for line in retries), retries
+    assert "daily budget" not in result.stderr
+    state = json.loads((tmp_path / "producer_state.json").read_text())
+    assert state["limiter"]["day_count"] == 0
+
+
+def test_an_unknown_symbol_leaves_the_rotation_after_two_answers_in_a_row(kafka_broker, topic, standin, tmp_path):
+    standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))  # BAD gets the unknown-symbol body
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="BAD,IBM")
+    log_path = tmp_path / "producer.log"
+    with running(start_script("producer.py", env=env, log_path=log_path)) as producer:
+        deadline = time.monotonic() + 60
+        while standin.calls_for("IBM") < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        producer.send_signal(signal.SIGTERM)
+        assert producer.wait(10) == 0
+    assert standin.calls_for("BAD") == 2
+    errors = [line.split(" ERROR producer: ")[1] for line in log_path.read_text().splitlines() if " ERROR " in line]
+    assert errors[-1] == ("BAD: unknown symbol: Alpha Vantage has no quote for BAD, 2 times in a row; no longer "
+                          "polled until restart (check STOCK_SYMBOLS)")
+
+
+def test_producer_once_gives_up_on_an_unreachable_kafka_after_kafka_wait(standin, tmp_path):
+    standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
+    servers = f"127.0.0.1:{free_port()}"
+    env = pipeline_env_without_broker(standin, tmp_path, servers)
+    started = time.monotonic()
+    result = run_script("producer.py", "--once", "--kafka-wait", "2", env=env, timeout=60)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"producer: error: Kafka is not reachable at {servers} (")
+    assert last.endswith("; gave up after 2 s (--kafka-wait)")
+    assert standin.requests == []  # no API call is spent on quotes that could not be published
+
+
+def pipeline_env_without_broker(standin, tmp_path, servers: str) -> dict[str, str]:
+    from conftest import Broker
+
+    return pipeline_env(Broker(servers), "prices", standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM")
+
+
+def test_a_second_producer_on_the_same_state_file_refuses_to_start(kafka_broker, topic, standin, tmp_path):
+    standin.script("GLOBAL_QUOTE", "IBM", *changing_global_quotes(1000))
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM", REQUESTS_PER_MINUTE="5")
+    log_path = tmp_path / "first.log"
+    with running(start_script("producer.py", env=env, log_path=log_path)) as first:
+        deadline = time.monotonic() + 60
+        while not standin.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run_script("producer.py", "--once", env=env, timeout=30)
+        assert second.returncode == 3
+        assert second.stderr == (f"producer: error: another producer (pid {first.pid}) is using state file "
+                                 f"'{tmp_path / 'producer_state.json'}'; stop it first, or give this one its own "
+                                 "PRODUCER_STATE_PATH\n")
+        assert len(standin.requests) == 1  # 5/min: the second one would have called at once
+        first.kill()  # the OS releases the lock of a process that dies
+        first.wait()
+    third = run_script("producer.py", "--once", env=env, timeout=90)
+    assert third.returncode == 0, third.stderr
+
+
+HELD = json.dumps({"v": 1, "symbol": "IBM", "ts": "9999-12-31T23:00:00-05:00", "price": 1, "open": 1, "high": 1,
+                   "low": 1, "volume": 1, "source": "GLOBAL_QUOTE", "fetched_at": "2026-01-01T00:00:00Z"})
+STATE_FAULTS = {
+    "call-time-in-the-future": ({"limiter": {"recent": [4e9], "day": 1, "day_count": 1}, "published": {}, "held": []},
+                                "1 call time(s) in the future, counted as made now"),
+    "naive-bar-time": ({"limiter": {"recent": [], "day": 1, "day_count": 0},
+                        "published": {"last_bar": {"IBM": "2020-05-08T18:05:00"}}, "held": []},
+                       "the last published bar time of IBM ('2020-05-08T18:05:00')"),
+    "held-quote-out-of-range": ({"limiter": {"recent": [], "day": 1, "day_count": 0}, "published": {},
+                                 "held": [HELD]},
+                                "1 held quote(s) that are not valid (ts is out of range in UTC: "
+                                "'9999-12-31T23:00:00-05:00')"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(STATE_FAULTS))
+def test_state_that_cannot_be_trusted_is_discarded_with_one_warning(kafka_broker, topic, standin, tmp_path, fault):
+    state, discarded = STATE_FAULTS[fault]
+    standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
+    standin.script_recorded_intraday()
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM",
+                       ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", REQUESTS_PER_MINUTE="5")
+    state_path = tmp_path / "producer_state.json"
+    state_path.write_text(json.dumps(state))
+    started = time.monotonic()
+    result = run_script("producer.py", "--once", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30  # no silent wait for a clock set back
+    warnings = [line.split(" WARNING producer_state: ")[1] for line in result.stderr.splitlines() if " WARNING " in line]
+    assert warnings == [f"state file {state_path}: discarded {discarded}; carrying on within the call budget"]
+    assert len(standin.requests) == 1
+    assert json.loads(state_path.read_text())["limiter"]["day_count"] >= 1
