@@ -5,16 +5,24 @@ published only once the topic has it. An alert Kafka has not taken (broker down,
 stopped) stays marked unpublished and is sent later, at the latest on the next start. A crash
 between Kafka's acknowledgement and the mark sends that alert twice; subscribers can tell the copies
 apart by (symbol, rule, ts, direction).
+
+Several consumers may share one database (a failover pair). Each alert is claimed by one process
+(the one that stored it, or the first to claim it afterwards) and only that process sends it. A
+claim is renewed each time its holder looks at the outbox and lapses after CLAIM_LEASE, so the
+alerts of a process that died are sent by another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -25,30 +33,49 @@ from kafka_client import describe
 from messages import encode_alert, format_time
 
 log = logging.getLogger("consumer")
+# A live holder renews its claims every `retry_every` seconds; only a dead or stalled one lets them lapse.
+CLAIM_LEASE = timedelta(seconds=30)
+
+
+def process_identity() -> str:
+    """Names this process in the claims it makes: host, pid, and a nonce against pid reuse."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class AlertOutbox:
     """Publishes the unpublished alerts; call `publish` after each batch and whenever idle."""
 
     def __init__(self, producer: KafkaProducer, connection: sqlite3.Connection, topic: str,
-                 retry_every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 retry_every: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 owner: str | None = None, wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.producer = producer
         self.connection = connection
         self.topic = topic
         self.retry_every = retry_every
         self.clock = clock
+        self.owner = owner or process_identity()
+        self.wall_clock = wall_clock
         self.in_flight: dict[int, FutureRecordMetadata] = {}
-        self._look = True  # unpublished alerts may be waiting (from before a restart, say)
-        self._next_try = 0.0
+        self._next_try = 0.0  # when to look at the table again: at once (alerts from before a restart, say)
         self._behind = False  # a warning about undelivered alerts is out
+        self._to_mark: list[int] = []  # acknowledged, but the table was locked when we went to mark them
+
+    def claim(self) -> db.Claim:
+        """This process's claim, as of now: stored with each alert it fires."""
+        return db.Claim(self.owner, format_time(self.wall_clock()))
 
     def note_new(self) -> None:
         """New alerts were stored: publish them at the next call, without waiting for a retry time."""
-        self._look, self._next_try = True, 0.0
+        self._next_try = 0.0
 
     def publish(self, wait: float = 0.0) -> int:
-        """Send what is waiting, wait up to `wait` s for acknowledgements; return how many were marked."""
-        if self._look and self.clock() >= self._next_try:
+        """Send what is waiting, wait up to `wait` s for acknowledgements; return how many were marked.
+
+        The table is looked at after new alerts and every `retry_every` s (cheap: a partial index holds
+        only the unpublished), which renews this process's claims and takes over lapsed ones.
+        """
+        if self.clock() >= self._next_try:
+            self._next_try = self.clock() + self.retry_every
             self._send_waiting()
         if self.in_flight and wait > 0:
             with contextlib.suppress(KafkaTimeoutError):
@@ -56,8 +83,14 @@ class AlertOutbox:
         return self._collect()
 
     def _send_waiting(self) -> None:
-        waiting = [(alert_id, alert) for alert_id, alert in db.alerts_to_publish(self.connection)
-                   if alert_id not in self.in_flight]
+        claim = self.claim()
+        lapsed = format_time(datetime.fromisoformat(claim.when) - CLAIM_LEASE)
+        try:
+            claimed = db.claim_alerts(self.connection, claim, lapsed)
+        except db.DatabaseBusy:
+            return  # another writer holds the table; the next look claims them
+        waiting = [(alert_id, alert) for alert_id, alert in claimed
+                   if alert_id not in self.in_flight and alert_id not in self._to_mark]
         for alert_id, alert in waiting:
             try:
                 self.in_flight[alert_id] = self.producer.send(self.topic, key=alert.symbol.encode(),
@@ -65,7 +98,6 @@ class AlertOutbox:
             except KafkaError as exc:  # no metadata or no buffer space within max_block_ms
                 self._fall_behind(describe(exc))
                 return
-        self._look = False
 
     def _collect(self) -> int:
         done = [alert_id for alert_id, future in self.in_flight.items() if future.is_done]
@@ -74,18 +106,29 @@ class AlertOutbox:
                         if self.in_flight[alert_id].failed()), None)
         for alert_id in done:
             del self.in_flight[alert_id]
-        if published:
-            db.mark_alerts_published(self.connection, published, format_time(datetime.now(UTC)))
-            if self._behind and not self.in_flight:
-                log.info("alerts are reaching topic %s again", self.topic)
-                self._behind = False
+        self._to_mark += published
+        marked = self._mark_acknowledged()
+        if marked and self._behind and not self.in_flight:
+            log.info("alerts are reaching topic %s again", self.topic)
+            self._behind = False
         if failure is not None:
             self._fall_behind(describe(failure))
-        return len(published)
+        return marked
+
+    def _mark_acknowledged(self) -> int:
+        """Mark what Kafka acknowledged; with the table locked, keep it for a later call (never resent)."""
+        if not self._to_mark:
+            return 0
+        try:
+            db.mark_alerts_published(self.connection, self._to_mark, format_time(self.wall_clock()))
+        except db.DatabaseBusy:
+            return 0
+        marked, self._to_mark = len(self._to_mark), []
+        return marked
 
     def _fall_behind(self, reason: str) -> None:
         """Keep the alerts for a later try, and say so once per outage."""
-        self._look, self._next_try = True, self.clock() + self.retry_every
+        self._next_try = self.clock() + self.retry_every
         if not self._behind:
             log.warning("alerts not yet on topic %s (%s); they are kept and sent again every %.0f s",
                         self.topic, reason, self.retry_every)

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -42,6 +43,11 @@ from kafka_client import (
 from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote
 
 log = logging.getLogger("consumer")
+T = TypeVar("T")
+# Each write waits this long for another connection's lock before the consumer checks for a stop request;
+# it says it is waiting every LOCK_WARNING_SECONDS, and waits as long as it takes.
+BUSY_TIMEOUT_SECONDS = 1.0
+LOCK_WARNING_SECONDS = 30.0
 
 
 def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[QuoteRow], list[db.Rejected]]:
@@ -70,6 +76,29 @@ def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[
     return rows, rejected
 
 
+def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: object,
+                      warn_every: float = LOCK_WARNING_SECONDS) -> T:
+    """Run `action` until the database's write lock lets it through, saying every `warn_every` s that
+    it waits. Raise Stopped when asked to stop meanwhile (nothing of the batch is stored or committed)."""
+    started = time.monotonic()
+    warned = 0
+    while True:
+        try:
+            result = action()
+        except db.DatabaseBusy:
+            if stop.is_set():
+                raise Stopped() from None
+            waited = time.monotonic() - started
+            if waited >= (warned + 1) * warn_every:
+                warned += 1
+                log.warning("database %s has been locked by another connection for %.0f s (an open transaction "
+                            "in a sqlite3 shell, a backup?); still waiting, nothing is lost", path, waited)
+            continue
+        if warned:
+            log.info("database %s is writable again after %.0f s; carrying on", path, time.monotonic() - started)
+        return result
+
+
 class PriceBoard:
     """The last price seen per symbol, to show what moved in each batch's log line."""
 
@@ -96,8 +125,11 @@ class QuoteStore:
     transaction), and from there to the alerts topic."""
 
     def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
-                 outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 path: object = "the database", stop: threading.Event | None = None) -> None:
         self.connection = connection
+        self.path = path
+        self.stop = stop or threading.Event()
         self.clock = clock
         self.board = PriceBoard()
         self.engine = engine
@@ -107,7 +139,10 @@ class QuoteStore:
         """Validate and store one poll batch in one transaction; return the number of new rows."""
         rows, rejected = split_batch(records, self.clock())
         alerts = self.engine.evaluate(rows) if self.engine else []
-        stored = db.save_batch(self.connection, rows, rejected, alerts)
+        # Evaluated once: the engine has moved on past these quotes, so a retry only repeats the write.
+        stored = wait_while_locked(lambda: db.save_batch(self.connection, rows, rejected, alerts,
+                                                         self.outbox.claim() if self.outbox else None),
+                                   self.stop, self.path)
         for bad in rejected:
             log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
         if stored:
@@ -153,7 +188,8 @@ def _log_async_commit(offsets: object, result: object) -> None:
 
 
 def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int = 500) -> tuple[int, int]:
-    """One cycle: poll a batch, store it, then commit its offsets. Returns (messages seen, new rows)."""
+    """One cycle: poll a batch, store it (waiting out a lock), then commit its offsets.
+    Returns (messages seen, new rows)."""
     batches = consumer.poll(timeout_ms=timeout_ms)
     records = [record for partition_records in batches.values() for record in partition_records]
     if not records:
@@ -169,7 +205,11 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
-        seen, stored = poll_and_store(consumer, store)
+        try:
+            seen, stored = poll_and_store(consumer, store)
+        except Stopped:
+            log.info("stopped while the database was locked; the batch is read again at the next start")
+            return total  # no offset commit: that batch is not stored
         watch.check()
         store.publish_alerts()
         total += stored
@@ -243,7 +283,7 @@ def close_alert_outbox(outbox: AlertOutbox) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """The script proper, once its settings are known to be good."""
     try:
-        connection = db.connect(settings.db_path)
+        connection = db.connect(settings.db_path, busy_timeout=BUSY_TIMEOUT_SECONDS)
     except db.DatabaseError as exc:
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
@@ -262,7 +302,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     try:
         watch = ConnectionWatch(consumer, settings.bootstrap_servers)
-        total = consume(consumer, QuoteStore(connection, engine, outbox), stop, watch, args.idle_exit)
+        store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
+        total = consume(consumer, store, stop, watch, args.idle_exit)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))

@@ -50,10 +50,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     move_percent    REAL    NOT NULL,
     fired_at        TEXT    NOT NULL,
     published_at    TEXT,              -- when the alerts topic acknowledged it; NULL: still to send
+    claimed_by      TEXT,              -- the consumer process sending it (several may share a database)
+    claimed_at      TEXT,              -- when that claim was made or renewed; it lapses after CLAIM_LEASE
     UNIQUE (symbol, rule, ts, direction)
 );
 CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at IS NULL;
 """
+# PRAGMA user_version: 1 = alerts carry claims. Older databases are upgraded in place by connect().
+SCHEMA_VERSION = 1
+UPGRADES = {1: ["ALTER TABLE alerts ADD COLUMN claimed_by TEXT", "ALTER TABLE alerts ADD COLUMN claimed_at TEXT"]}
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
 # commit and the Kafka offset commit) changes nothing, while any other constraint still fails loudly.
@@ -70,11 +75,19 @@ ON CONFLICT (topic, partition, "offset") DO NOTHING
 """
 
 ALERT_COLUMNS = "symbol, rule, direction, price, ts, reference_price, reference_ts, move_percent, fired_at"
-# Alerts are a function of the stored quotes, so a redelivered batch recomputes the same ones.
+# Alerts are a function of the stored quotes, so a redelivered batch recomputes the same ones. The
+# process that stores an alert claims it: no other process sends it while the claim holds.
 INSERT_ALERT = f"""
-INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO alerts ({ALERT_COLUMNS}, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, rule, ts, direction) DO NOTHING
 """
+
+
+class Claim(NamedTuple):
+    """Who is sending an alert, and since when (UTC, stored-time form)."""
+
+    owner: str
+    when: str
 
 
 class Rejected(NamedTuple):
@@ -92,9 +105,23 @@ class DatabaseError(RuntimeError):
     """The database file cannot be opened or written."""
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the database, switch it to WAL and create the schema if it is not there yet."""
+class DatabaseBusy(DatabaseError):
+    """Another connection holds the write lock (a shell left in a transaction, a backup): wait and retry."""
+
+
+def _failure(exc: sqlite3.Error, what: str) -> DatabaseError:
+    """The DatabaseError for a failed write: DatabaseBusy when only a lock stood in the way."""
+    busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return (DatabaseBusy if busy else DatabaseError)(f"{what}: {exc}")
+
+
+def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
+    """Open the database, switch it to WAL, create the schema if it is not there yet, upgrade an old one.
+
+    `busy_timeout`: how long one statement waits for another connection's write lock.
+    """
     try:
+        # Setting up waits up to 30 s for a lock; the writes after that wait `busy_timeout` at a time.
         connection = sqlite3.connect(path, isolation_level=None, timeout=30)
         # WAL lets readers (sqlite3 shell, dashboards) query while the consumer writes.
         connection.execute("PRAGMA journal_mode=WAL")
@@ -102,14 +129,36 @@ def connect(path: str | Path) -> sqlite3.Connection:
         # committed after it survives a power cut too. One fsync per poll batch, not per row.
         connection.execute("PRAGMA synchronous=FULL")
         connection.executescript(SCHEMA)
+        upgrade(connection)
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot use database {str(path)!r}: {exc}") from None
     return connection
 
 
+def upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a database written by an older release to SCHEMA_VERSION, in one transaction, keeping its data."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(alerts)")}
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in UPGRADES[target]:
+                added = statement.split(" ADD COLUMN ")[1].split()[0]
+                if added not in columns:  # a fresh schema already has it
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
-               rejected: Sequence[Rejected], alerts: Sequence[AlertRow] = ()) -> int:
-    """Store good rows, rejected messages and the alerts they fired in one transaction.
+               rejected: Sequence[Rejected], alerts: Sequence[AlertRow] = (), claim: Claim | None = None) -> int:
+    """Store good rows, rejected messages and the alerts they fired (claimed by `claim`) in one transaction.
 
     Returns how many rows were new. One transaction: a crash leaves no quote without its alerts.
     """
@@ -120,12 +169,13 @@ def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
         stored = connection.total_changes - before
         connection.executemany(INSERT_REJECTED, rejected)
         if alerts:
-            connection.executemany(INSERT_ALERT, alerts)
+            owner, when = (claim.owner, claim.when) if claim else (None, None)
+            connection.executemany(INSERT_ALERT, [(*alert, owner, when) for alert in alerts])
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
-        raise DatabaseError(f"writing to the database failed: {exc}") from None
+        raise _failure(exc, "writing to the database failed") from None
     return stored
 
 
@@ -149,11 +199,24 @@ def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds:
         {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
 
 
-def alerts_to_publish(connection: sqlite3.Connection, limit: int = 500) -> list[tuple[int, AlertRow]]:
-    """Stored alerts the alerts topic has not acknowledged yet, oldest first."""
-    found = connection.execute(
-        f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE published_at IS NULL ORDER BY id LIMIT ?", (limit,))
-    return [(row[0], AlertRow(*row[1:])) for row in found]
+def claim_alerts(connection: sqlite3.Connection, claim: Claim, lapsed_before: str,
+                 limit: int = 500) -> list[tuple[int, AlertRow]]:
+    """Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),
+    renewing this process's own claims; return them, oldest first.
+
+    One UPDATE in one write transaction: two consumers on one database never both get an alert.
+    """
+    try:
+        claimed = connection.execute(
+            f"""UPDATE alerts SET claimed_by = :owner, claimed_at = :when
+                WHERE id IN (SELECT id FROM alerts WHERE published_at IS NULL
+                             AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
+                             ORDER BY id LIMIT :limit)
+                RETURNING id, {ALERT_COLUMNS}""",
+            {"owner": claim.owner, "when": claim.when, "lapsed": lapsed_before, "limit": limit}).fetchall()
+    except sqlite3.Error as exc:
+        raise _failure(exc, "claiming alerts failed") from None
+    return sorted((row[0], AlertRow(*row[1:])) for row in claimed)
 
 
 def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], when: str) -> None:
@@ -165,7 +228,7 @@ def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], wh
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
-        raise DatabaseError(f"writing to the database failed: {exc}") from None
+        raise _failure(exc, "writing to the database failed") from None
 
 
 def count_unpublished_alerts(connection: sqlite3.Connection) -> int:

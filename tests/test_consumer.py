@@ -156,3 +156,43 @@ def test_the_batch_line_prints_prices_as_stored():
     rows = [decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price, "ts": "2020-05-08T18:00:00Z"}).encode())
             for symbol, price in [("IBM", 164.0625), ("BRK.A", 1234567)]]
     assert PriceBoard().moves(rows) == "BRK.A 1234567.0, IBM 164.0625"
+
+
+def test_a_write_lock_held_past_30_s_is_waited_out_with_a_warning_and_nothing_lost(kafka_broker, topic, standin,
+                                                                                     tmp_path):
+    db_path = tmp_path / "stocks.db"
+    env = pipeline_env(kafka_broker, topic, standin, db_path)
+    log_path = tmp_path / "consumer.log"
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    with running(start_script("consumer.py", env=env, log_path=log_path)) as consumer:
+        producer.send(topic, key=b"IBM", value=good(0))
+        producer.flush()
+        deadline = time.monotonic() + 60
+        while "stored 1 new quote" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shell = sqlite3.connect(db_path, isolation_level=None)  # as a sqlite3 shell left in a transaction
+        shell.execute("BEGIN IMMEDIATE")
+        for minute in range(1, 11):
+            producer.send(topic, key=b"IBM", value=good(minute))
+        producer.flush()
+        time.sleep(34)
+        assert consumer.poll() is None, log_path.read_text()
+        committed, end = committed_and_end(kafka_broker.bootstrap_servers, topic, f"{topic}-group")
+        assert (committed, end) == (1, 11)  # offsets wait for the rows
+        shell.execute("ROLLBACK")
+        shell.close()
+        deadline = time.monotonic() + 30
+        while "writable again" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(15) == 0
+    producer.close()
+    connection = sqlite3.connect(db_path)
+    assert connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0] == 11
+    connection.close()
+    log = log_path.read_text()
+    waits = [line for line in log.splitlines() if "locked by another connection" in line]
+    assert len(waits) == 1 and waits[0].split(" WARNING consumer: ")[1].startswith(
+        f"database {db_path} has been locked by another connection for 3"), log
+    assert "Traceback" not in log and "error" not in log
+    assert committed_and_end(kafka_broker.bootstrap_servers, topic, f"{topic}-group") == (11, 11)

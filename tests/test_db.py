@@ -69,3 +69,27 @@ def test_a_failed_batch_leaves_nothing_half_written(tmp_path):
     assert db.count_quotes(connection) == 0
     assert not connection.in_transaction
     assert isinstance(connection, sqlite3.Connection)
+
+
+def test_a_database_of_the_previous_release_is_upgraded_in_place_keeping_its_alerts(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    # The alerts table as the previous release created it (no claim columns, user_version 0).
+    old.executescript(db.SCHEMA.replace("    claimed_by      TEXT,", "").split("    claimed_at")[0]
+                      + "    UNIQUE (symbol, rule, ts, direction)\n);")
+    old.execute("INSERT INTO alerts (symbol, rule, direction, price, ts, reference_price, reference_ts, move_percent, "
+                "fired_at) VALUES ('IBM', 'IBM>150', 'up', 151, 't1', 149, 't0', 1.3, 'f')")
+    old.commit()
+    assert "claimed_by" not in {row[1] for row in old.execute("PRAGMA table_info(alerts)")}
+    old.close()
+    connection = db.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
+    assert connection.execute("SELECT symbol, claimed_by, published_at FROM alerts").fetchall() == [
+        ("IBM", None, None)]
+    claimed = db.claim_alerts(connection, db.Claim("me", "2026-01-01T00:00:00.000Z"), "2025-12-31T23:59:30.000Z")
+    assert [alert.rule for _, alert in claimed] == ["IBM>150"]
+    # Another process gets nothing while the claim holds, and takes it over once the claim lapses.
+    assert db.claim_alerts(connection, db.Claim("other", "2026-01-01T00:00:10.000Z"), "2025-12-31T23:59:40.000Z") == []
+    assert len(db.claim_alerts(connection, db.Claim("other", "2026-01-01T00:01:00.000Z"),
+                               "2026-01-01T00:00:30.000Z")) == 1
+    connection.close()
