@@ -216,15 +216,16 @@ def eastern_to_utc(naive: str, zone_name: str) -> datetime:
     """
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadPayload(f"unknown time zone {zone_name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a tzdata file
+        raise BadPayload(f"unknown time zone {zone_name[:40]!r}") from None
     try:
         local = datetime.fromisoformat(naive.strip())
     except ValueError:
         raise BadPayload(f"timestamp {naive[:40]!r} does not parse") from None
-    if local.tzinfo is not None:
-        return local.astimezone(UTC)
-    return local.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        return local.astimezone(UTC) if local.tzinfo is not None else local.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999
+        raise BadPayload(f"timestamp {naive[:40]!r} is out of range") from None
 
 
 def parse_intraday(payload: Any, symbol: str, fetched_at: datetime) -> list[Quote]:

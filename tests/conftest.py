@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
@@ -26,6 +27,11 @@ from config import DEFAULTS
 from local_kafka import LocalKafka
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Property tests: "ci" keeps the suite quick; HYPOTHESIS_PROFILE=deep searches far longer (see README).
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("deep", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 TEST_API_KEY = "TESTKEY9F3A7Q2Z8X"  # made up; the suite greps every output for it
 
 

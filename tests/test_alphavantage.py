@@ -207,3 +207,16 @@ def test_the_client_sends_function_symbol_interval_and_entitlement(standin):
     assert standin.requests == [{"function": "TIME_SERIES_INTRADAY", "symbol": "IBM", "datatype": "json",
                                  "interval": "5min", "outputsize": "compact", "entitlement": "delayed",
                                  "apikey": TEST_API_KEY}]
+
+
+@pytest.mark.parametrize(("zone", "stamp", "message"), [
+    ("US/Eastern", "9999-12-31 23:59:59", "malformed payload: timestamp '9999-12-31 23:59:59' is out of range"),
+    ("0" * 300, "2020-05-08 14:05:00", f"malformed payload: unknown time zone {'0' * 40!r}"),
+])
+def test_bar_times_at_the_ends_of_the_calendar_or_in_a_bogus_zone_are_malformed(zone, stamp, message):
+    # Found by tests/test_properties.py: these raised OverflowError and OSError.
+    payload = {"Meta Data": {"6. Time Zone": zone}, "Time Series (5min)": {stamp: {
+        "1. open": "1", "2. high": "1", "3. low": "1", "4. close": "1", "5. volume": "1"}}}
+    with pytest.raises(BadPayload) as caught:
+        parse_intraday(payload, "IBM", datetime(2026, 1, 1, tzinfo=UTC))
+    assert str(caught.value) == message
