@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import db
 from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule, plain_number
-from messages import FUTURE_TOLERANCE, AlertRow, QuoteRow, format_time
+from messages import AlertRow, QuoteRow, format_time, future_limit
 
 log = logging.getLogger("alerts")
 # A move of exactly the threshold counts, whatever binary floating point makes of 102/100.
@@ -148,8 +148,7 @@ class AlertEngine:
         lookback = longest_window(state.rules, symbol).total_seconds()
         # A quote stamped far in the future (stored before such quotes were refused) would make every
         # real quote after it look late and fire nothing: the replay stops at the plausible present.
-        until = format_time(self.clock() + FUTURE_TOLERANCE)
-        for ts, price in db.recent_prices(self.connection, symbol, lookback, until):
+        for ts, price in db.recent_prices(self.connection, symbol, lookback, future_limit(self.clock())):
             state.evaluate(symbol, ts, price, "")
         self.states[symbol] = state
         return state

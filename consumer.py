@@ -40,7 +40,7 @@ from kafka_client import (
     ensure_topic,
     retry_until_connected,
 )
-from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote
+from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
 
 log = logging.getLogger("consumer")
 T = TypeVar("T")
@@ -58,10 +58,11 @@ def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[
     """
     rows: list[QuoteRow] = []
     rejected: list[db.Rejected] = []
+    limit = future_limit(now)
     for record in records:
         try:
             row = decode_quote(record.value)
-            check_not_future(row, now)
+            check_not_future(row, limit)
             rows.append(row)
         except InvalidMessage as exc:
             reason = str(exc)

@@ -156,11 +156,16 @@ def _time(message: dict[str, Any], name: str) -> str:
         raise InvalidMessage(f"{name} is out of range in UTC: {value[:40]!r}") from None
 
 
-def check_not_future(row: QuoteRow, now: datetime) -> None:
-    """Refuse a quote stamped beyond FUTURE_TOLERANCE ahead of `now` (the consumer's clock)."""
-    if row.ts > format_time(now + FUTURE_TOLERANCE):
-        raise InvalidMessage(f"ts is in the future: {row.ts} is more than {FUTURE_TOLERANCE.seconds // 60} "
-                             f"minutes after the consumer's clock ({format_time(now)})")
+def future_limit(now: datetime) -> str:
+    """The latest `ts` a quote may carry when the consumer's clock reads `now` (stored-time form)."""
+    return format_time(now + FUTURE_TOLERANCE)
+
+
+def check_not_future(row: QuoteRow, limit: str) -> None:
+    """Refuse a quote stamped after `limit` (see future_limit: computed once per batch, not per quote)."""
+    if row.ts > limit:
+        raise InvalidMessage(f"ts is in the future: {row.ts} is after {limit}, the consumer's clock plus "
+                             f"{FUTURE_TOLERANCE.seconds // 60} minutes")
 
 
 def _parse_slowly(raw: bytes) -> Any:

@@ -122,8 +122,8 @@ def test_a_quote_stamped_in_the_future_is_set_aside_and_alerts_go_on_firing(kafk
     assert [alert["ts"] for alert in stored_alerts(db_path)] == [f"2026-01-05T15:{m:02d}:00.000Z" for m in (1, 3, 5)]
     connection = sqlite3.connect(db_path)
     (reason,) = connection.execute("SELECT reason FROM rejected_messages").fetchone()
-    assert reason.startswith("ts is in the future: 2100-01-01T00:00:00.000Z is more than 10 minutes after the "
-                             "consumer's clock")
+    assert reason.startswith("ts is in the future: 2100-01-01T00:00:00.000Z is after ")
+    assert reason.endswith(", the consumer's clock plus 10 minutes")
     # A database that already holds such a quote (stored by an earlier release) silences nothing either.
     connection.execute("INSERT INTO stock_prices (symbol, ts, price, open, high, low, volume, source, fetched_at) "
                        "VALUES ('IBM', '2100-01-01T00:00:00.000Z', 110, 110, 110, 110, 1, 'GLOBAL_QUOTE', "

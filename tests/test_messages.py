@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 import pytest
 
 from alphavantage import Quote
-from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, encode_quote, format_time
+from messages import (
+    InvalidMessage,
+    QuoteRow,
+    check_not_future,
+    decode_quote,
+    encode_quote,
+    format_time,
+    future_limit,
+)
 
 QUOTE = Quote(symbol="IBM", ts=datetime(2020, 5, 8, 18, 5, tzinfo=UTC), price=121.74, open=121.79, high=121.86,
               low=121.7225, volume=31454, source="TIME_SERIES_INTRADAY",
@@ -114,17 +122,18 @@ def test_a_compact_trading_day_is_stored_in_the_dashed_form():
 
 
 @pytest.mark.parametrize(("ts", "refused"), [
-    ("2026-11-28T12:09:59.000Z", False),  # within the tolerance of a clock a little behind
-    ("2026-11-28T12:10:01.000Z", True),
+    ("2026-11-28T12:10:00.000Z", False),  # within the tolerance of a clock a little behind
+    ("2026-11-28T12:10:00.001Z", True),
     ("2100-01-01T00:00:00.000Z", True),
 ])
 def test_a_quote_stamped_beyond_the_tolerance_ahead_of_the_consumers_clock_is_refused(ts, refused):
-    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    limit = future_limit(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    assert limit == "2026-11-28T12:10:00.000Z"
     row = decode_quote(with_(ts=ts))
     if not refused:
-        check_not_future(row, now)
+        check_not_future(row, limit)
         return
     with pytest.raises(InvalidMessage) as caught:
-        check_not_future(row, now)
-    assert str(caught.value) == (f"ts is in the future: {ts} is more than 10 minutes after the consumer's clock "
-                                 "(2026-11-28T12:00:00.000Z)")
+        check_not_future(row, limit)
+    assert str(caught.value) == (f"ts is in the future: {ts} is after 2026-11-28T12:10:00.000Z, the consumer's "
+                                 "clock plus 10 minutes")

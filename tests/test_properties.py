@@ -15,7 +15,7 @@ import db
 from alert_rules import RuleError, parse_rules
 from alphavantage import ApiError, parse_global_quote, parse_intraday
 from config import DEFAULTS, ConfigError, load_settings
-from messages import CANONICAL_TIME, InvalidMessage, check_not_future, decode_quote
+from messages import CANONICAL_TIME, InvalidMessage, check_not_future, decode_quote, future_limit
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FIELDS = ["v", "symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
@@ -42,7 +42,7 @@ def stored_fine(raw: bytes) -> None:
     """Decode; a row that comes out must go into SQLite as it is, with times in the stored form."""
     try:
         row = decode_quote(raw)
-        check_not_future(row, NOW)
+        check_not_future(row, future_limit(NOW))
     except InvalidMessage:
         return
     assert CANONICAL_TIME.fullmatch(row.ts) and CANONICAL_TIME.fullmatch(row.fetched_at)
