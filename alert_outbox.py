@@ -42,6 +42,22 @@ def process_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def is_gone(owner: str) -> bool:
+    """True when `owner` was a process on this host that no longer runs (a crashed consumer): its claims
+    need not lapse first. Anything uncertain (another host, a reused pid) counts as still there."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 class AlertOutbox:
     """Publishes the unpublished alerts; call `publish` after each batch and whenever idle."""
 
@@ -59,6 +75,16 @@ class AlertOutbox:
         self._next_try = 0.0  # when to look at the table again: at once (alerts from before a restart, say)
         self._behind = False  # a warning about undelivered alerts is out
         self._to_mark: list[int] = []  # acknowledged, but the table was locked when we went to mark them
+        self._release_claims_of_the_gone()
+
+    def _release_claims_of_the_gone(self) -> None:
+        """A consumer restarted after a crash sends what its previous run held at once, not a lease later."""
+        for owner in db.claimants_of_unpublished_alerts(self.connection):
+            if is_gone(owner):
+                with contextlib.suppress(db.DatabaseBusy):  # then the lease frees them
+                    released = db.release_claims(self.connection, owner)
+                    log.info("%d unpublished alert(s) of a consumer that is gone (%s) are sent by this one",
+                             released, owner)
 
     def claim(self) -> db.Claim:
         """This process's claim, as of now: stored with each alert it fires."""

@@ -231,6 +231,21 @@ def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], wh
         raise _failure(exc, "writing to the database failed") from None
 
 
+def claimants_of_unpublished_alerts(connection: sqlite3.Connection) -> list[str]:
+    """The processes holding claims on alerts not yet published."""
+    return [row[0] for row in connection.execute(
+        "SELECT DISTINCT claimed_by FROM alerts WHERE published_at IS NULL AND claimed_by IS NOT NULL")]
+
+
+def release_claims(connection: sqlite3.Connection, owner: str) -> int:
+    """Drop the claims of a process known to be gone, so its alerts are sent without waiting for the lease."""
+    try:
+        return connection.execute("UPDATE alerts SET claimed_by = NULL, claimed_at = NULL "
+                                  "WHERE published_at IS NULL AND claimed_by = ?", (owner,)).rowcount
+    except sqlite3.Error as exc:
+        raise _failure(exc, "releasing alert claims failed") from None
+
+
 def count_unpublished_alerts(connection: sqlite3.Connection) -> int:
     """Stored alerts the alerts topic does not have yet."""
     return connection.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]

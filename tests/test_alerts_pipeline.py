@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 import db
 from alphavantage_standin import Answer, fixture
 from conftest import pipeline_env, run_script, topic_records
-from messages import AlertRow
+from messages import AlertRow, format_time
 
 pytestmark = pytest.mark.slow
 
@@ -87,14 +90,20 @@ def test_an_alert_stored_but_never_published_is_sent_at_the_next_start(kafka_bro
     stranded = AlertRow("MSFT", "MSFT<100", "down", 99.5, "2026-11-24T15:00:00.000Z", 100.25,
                         "2026-11-24T14:59:00.000Z", -0.7481, "2026-11-24T15:00:01.000Z")
     db.save_batch(connection, [], [], [stranded])
+    # Another, claimed a moment ago by a consumer process of this host that has died since.
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    claimed = stranded._replace(ts="2026-11-24T15:01:00.000Z")
+    db.save_batch(connection, [], [], [claimed],
+                  db.Claim(f"{socket.gethostname()}:{dead_pid.pid}:0a1b2c3d", format_time(datetime.now(UTC))))
     connection.close()
-    # No rules configured any more: the waiting alert is still delivered.
+    # No rules configured any more: the waiting alerts are still delivered, without waiting for the lease.
     env = pipeline_env(kafka_broker, topic, standin, db_path, KAFKA_ALERTS_TOPIC=alerts_topic)
     consumed = run_script("consumer.py", "--idle-exit", "2", env=env)
     assert consumed.returncode == 0, consumed.stderr
-    assert published_alerts(kafka_broker, alerts_topic) == [{"v": 1, **stranded._asdict()}]
-    [row] = stored_alerts(db_path)
-    assert row["published_at"] is not None
+    assert published_alerts(kafka_broker, alerts_topic) == [{"v": 1, **stranded._asdict()},
+                                                            {"v": 1, **claimed._asdict()}]
+    assert all(row["published_at"] is not None for row in stored_alerts(db_path))
 
 
 def quote_message(price: float, ts: str) -> bytes:
