@@ -58,7 +58,8 @@ CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at I
 """
 # PRAGMA user_version: 1 = alerts carry claims. Older databases are upgraded in place by connect().
 SCHEMA_VERSION = 1
-UPGRADES = {1: ["ALTER TABLE alerts ADD COLUMN claimed_by TEXT", "ALTER TABLE alerts ADD COLUMN claimed_at TEXT"]}
+# Columns added since the first release, by the version that added them: (table, column, type).
+ADDED_COLUMNS = {1: [("alerts", "claimed_by", "TEXT"), ("alerts", "claimed_at", "TEXT")]}
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
 # commit and the Kafka offset commit) changes nothing, while any other constraint still fails loudly.
@@ -143,12 +144,11 @@ def upgrade(connection: sqlite3.Connection) -> None:
         return
     connection.execute("BEGIN IMMEDIATE")
     try:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(alerts)")}
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in UPGRADES[target]:
-                added = statement.split(" ADD COLUMN ")[1].split()[0]
-                if added not in columns:  # a fresh schema already has it
-                    connection.execute(statement)
+            for table, column, kind in ADDED_COLUMNS[target]:
+                present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+                if column not in present:  # a schema just created already has it
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:

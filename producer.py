@@ -42,7 +42,6 @@ class PassReport:
     published: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     budget_spent: bool = False
-    kafka_gave_up: bool = False  # --once: Kafka did not take the quotes within --kafka-wait
     dropped: list[str] = field(default_factory=list)  # symbols unknown to Alpha Vantage, out of the rotation
 
 
@@ -145,7 +144,6 @@ class Poller:
         """Poll until stopped (or, with once, until every symbol had its turn)."""
         report = PassReport()
         if not self._deliver_held():
-            report.kafka_gave_up = not self.stop.is_set()
             return report
         symbols = self.symbols
         position = 0
@@ -158,9 +156,8 @@ class Poller:
             symbol = symbols[index]
             outcome = self.poll_symbol(symbol)
             attempts += 1
-            if self.publisher.held and self.kafka_wait is not None and not self.stop.is_set():
-                report.kafka_gave_up = True  # --once: Kafka did not take them in time; they go to the state file
-                break
+            if self.publisher.held and self.kafka_wait is not None:
+                break  # --once: Kafka did not take them within --kafka-wait; they go to the state file
             if isinstance(outcome, int):
                 report.published += outcome
                 position, attempts = position + 1, 0
