@@ -38,7 +38,8 @@ def state_lock(path: Path) -> Iterator[None]:
     try:
         handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the whole run
     except OSError as exc:
-        raise StateError(f"cannot open lock file {str(lock_path)!r}: {exc.strerror or exc}") from None
+        # The lock sits beside the state file: whatever stops it stops the state file too, so name that.
+        raise StateError(f"cannot write state file {str(path)!r}: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

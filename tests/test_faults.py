@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from alphavantage_standin import changing_global_quotes, served_prices
+from alphavantage_standin import changing_global_quotes, recorded, served_prices
 from conftest import (
     Broker,
     pipeline_env,
@@ -226,3 +226,27 @@ def test_while_kafka_is_down_the_producer_stays_small_and_keeps_what_it_fetched(
     assert "sending 1 quote(s) that Kafka had not acknowledged before the last exit" in again.stderr
     published = [json.loads(value)["price"] for value in topic_values(broker, topic)]
     assert set(published) == served_prices(len(standin.requests))
+
+
+def test_producer_once_losing_kafka_mid_pass_keeps_the_quote_and_exits_within_kafka_wait(restartable_broker, topic,
+                                                                                        standin, tmp_path):
+    broker = Broker(restartable_broker.bootstrap_servers, restartable_broker)
+    standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json", delay=4.0), recorded("global_quote_IBM.json"))
+    env = pipeline_env(broker, topic, standin, tmp_path / "s.db", STOCK_SYMBOLS="IBM")
+    log_path = tmp_path / "producer.log"
+    try:
+        with running(start_script("producer.py", "--once", "--kafka-wait", "3", env=env, log_path=log_path)) as once:
+            wait_until(lambda: len(standin.requests) == 1, message=log_path.read_text())
+            restartable_broker.stop()  # while Alpha Vantage is still answering
+            stopped = time.monotonic()
+            assert once.wait(60) == 1
+            assert time.monotonic() - stopped < 30
+    finally:
+        restartable_broker.start()
+    log = log_path.read_text()
+    assert log.splitlines()[-1] == (f"producer: error: Kafka did not acknowledge 1 quote(s); they are kept in "
+                                    f"{tmp_path / 'producer_state.json'} and sent on the next start")
+    [held] = json.loads((tmp_path / "producer_state.json").read_text())["held"]
+    again = run_script("producer.py", "--once", env=env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(held)["ts"] in {json.loads(value)["ts"] for value in topic_values(broker, topic)}
