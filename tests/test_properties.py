@@ -119,3 +119,34 @@ def test_any_intraday_body_parses_or_raises_an_api_error(payload):
     except ApiError:
         return
     assert all(bar.ts.tzinfo is not None for bar in bars)
+
+
+STATE_PARTS = st.fixed_dictionaries({}, optional={
+    "limiter": st.fixed_dictionaries({}, optional={"recent": st.lists(EDGE_SCALARS, max_size=4) | ANY_JSON,
+                                                   "day": EDGE_SCALARS, "day_count": EDGE_SCALARS}) | ANY_JSON,
+    "published": st.fixed_dictionaries({}, optional={
+        "last_global": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), ANY_JSON),
+        "last_bar": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), EDGE_SCALARS)}) | ANY_JSON,
+    "held": st.lists(st.builds(as_bytes, st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES)).map(
+        lambda raw: raw.decode("utf-8", "replace")) | ANY_JSON, max_size=3) | ANY_JSON,
+})
+
+
+@given(STATE_PARTS | ANY_JSON)
+def test_any_state_file_is_loaded_or_discarded_and_the_producer_carries_on(tmp_path_factory, state):
+    """Whatever a state file holds, loading it never raises, and the producer's next steps work on what was
+    kept: asking the limiter, filtering a fresh quote and a fresh bar, writing the state back."""
+    from alphavantage import Quote
+    from producer_state import load_state, save_state
+    from publisher import NewQuoteFilter
+    from ratelimit import RateLimiter
+
+    path = tmp_path_factory.mktemp("state") / "producer_state.json"
+    path.write_text(json.dumps(state, allow_nan=True), errors="surrogatepass")
+    limiter, seen = RateLimiter(5, 25, clock=lambda: NOW.timestamp()), NewQuoteFilter()
+    held = load_state(path, limiter, seen)
+    assert 0 <= limiter.delay() <= 86_400
+    fresh = [Quote("IBM", NOW, 1.0, 1.0, 1.0, 1.0, 1, "GLOBAL_QUOTE", NOW, trading_day="2026-11-27"),
+             Quote("MSFT", NOW, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_INTRADAY", NOW)]
+    seen.remember(seen.new_quotes(fresh))
+    save_state(path, limiter, seen, held)
