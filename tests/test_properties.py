@@ -150,3 +150,16 @@ def test_any_state_file_is_loaded_or_discarded_and_the_producer_carries_on(tmp_p
              Quote("MSFT", NOW, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_INTRADAY", NOW)]
     seen.remember(seen.new_quotes(fresh))
     save_state(path, limiter, seen, held)
+
+
+@given(st.binary(max_size=200) | st.lists(st.sampled_from(sorted(DEFAULTS)) | st.text(max_size=10), max_size=4).map(
+    lambda names: "\n".join(f"{name}=x" for name in names).encode("utf-8", "surrogatepass")))
+def test_any_env_file_is_read_or_refused_naming_it(tmp_path_factory, content):
+    env_file = tmp_path_factory.mktemp("env") / ".env"
+    env_file.write_bytes(content)
+    try:
+        settings = load_settings(environ={}, env_file=env_file)
+    except ConfigError as exc:
+        assert exc.setting in DEFAULTS or exc.setting == "--env-file"
+        return
+    assert all(notice.startswith(f"{env_file}: ") for notice in settings.notices)
