@@ -65,6 +65,13 @@ class ApiHttpError(ApiError):
         self.status = status
 
 
+class ApiRequestFailed(ApiError):
+    """The request went out but failed on the way (a dropped body, a redirect loop): it may have counted."""
+
+    kind = "request failed"
+    transient = True
+
+
 class ApiTimeout(ApiError):
     kind = "timeout"
     transient = True
@@ -297,7 +304,7 @@ class AlphaVantageClient:
         except requests.ConnectionError as exc:
             raise ApiUnreachable(self._redact(f"{self.base_url}: {connection_failure_cause(exc)}")) from None
         except requests.RequestException as exc:
-            raise ApiError(self._redact(f"{self.base_url}: {type(exc).__name__}: {exc}")) from None
+            raise ApiRequestFailed(self._redact(f"{self.base_url}: {type(exc).__name__}")) from None
         if response.status_code != 200:
             raise ApiHttpError(response.status_code, response.reason or "")
         try:

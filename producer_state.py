@@ -75,11 +75,11 @@ def load_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter) -> list[Q
     discarded: list[str] = []
     try:
         discarded += limiter.restore(_part(state, "limiter"))
-    except (ValueError, TypeError, OverflowError) as exc:
+    except ValueError as exc:
         discarded.append(f"the call budget ({exc}), which starts afresh")
     try:
         discarded += seen.restore(_part(state, "published"))
-    except (ValueError, TypeError, OverflowError) as exc:
+    except ValueError as exc:
         discarded.append(f"the record of published quotes ({exc})")
     held, unreadable = _held_quotes(state.get("held", []))
     if unreadable:

@@ -18,7 +18,6 @@ from messages import encode_quote
 
 log = logging.getLogger(__name__)
 
-GLOBAL_IDENTITY_FIELDS = 7  # what tells one global quote from the next (see _global_identity)
 # Acknowledgements normally take milliseconds; after this long the broker is probably gone.
 OUTAGE_NOTICE_SECONDS = 5.0
 
@@ -31,7 +30,7 @@ class NewQuoteFilter:
         self._last_bar: dict[str, datetime] = {}
 
     @staticmethod
-    def _global_identity(quote: Quote) -> tuple[object, ...]:  # GLOBAL_IDENTITY_FIELDS values
+    def _global_identity(quote: Quote) -> tuple[object, ...]:
         return (quote.trading_day, quote.price, quote.open, quote.high, quote.low, quote.volume, quote.change)
 
     def _is_new(self, quote: Quote) -> bool:
@@ -61,7 +60,7 @@ class NewQuoteFilter:
         dropped: list[str] = []
         self._last_global = {}
         for symbol, identity in last_global.items():
-            if isinstance(identity, list) and len(identity) == GLOBAL_IDENTITY_FIELDS:
+            if isinstance(identity, list):  # any other list only makes the next quote count as new
                 self._last_global[symbol] = tuple(identity)
             else:
                 dropped.append(f"the last published quote of {symbol} ({str(identity)[:40]!r})")

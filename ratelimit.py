@@ -99,21 +99,33 @@ class RateLimiter:
         """
         now = self.clock() if now is None else now
         recent, day, day_count = snapshot.get("recent", []), snapshot.get("day", -1), snapshot.get("day_count", 0)
-        if (not isinstance(recent, list) or not all(isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
-                                                    and math.isfinite(stamp) for stamp in recent)
-                or type(day) is not int or type(day_count) is not int or day_count < 0):
+        if not isinstance(recent, list) or type(day) is not int or type(day_count) is not int or day_count < 0:
             raise ValueError("malformed rate limiter snapshot")
+        recent = [_call_time(stamp) for stamp in recent]
         doubts = []
         future = [stamp for stamp in recent if stamp > now]
         if future:
             doubts.append(f"{len(future)} call time(s) in the future, counted as made now")
         self._recent.clear()
-        self._recent.extend(sorted(min(float(stamp), now) for stamp in recent)[-self.per_minute:])
+        self._recent.extend(sorted(min(stamp, now) for stamp in recent)[-self.per_minute:])
         if day > _utc_day(now):
             doubts.append("a day count dated in the future, counted as today's")
             day = _utc_day(now)
         self._day, self._day_count = day, day_count
         return doubts
+
+def _call_time(stamp: object) -> float:
+    """A recorded call time as a finite float; ValueError for anything else (a bool, text, 1e400)."""
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        raise ValueError(f"malformed call time {str(stamp)[:40]!r}")
+    try:
+        value = float(stamp)
+    except OverflowError:
+        raise ValueError("a call time out of range") from None
+    if not math.isfinite(value):
+        raise ValueError(f"malformed call time {value}")
+    return value
+
 
 def seconds_until_next_utc_day(now: float) -> float:
     """Seconds from `now` to the next midnight UTC."""

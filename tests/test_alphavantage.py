@@ -220,3 +220,30 @@ def test_bar_times_at_the_ends_of_the_calendar_or_in_a_bogus_zone_are_malformed(
     with pytest.raises(BadPayload) as caught:
         parse_intraday(payload, "IBM", datetime(2026, 1, 1, tzinfo=UTC))
     assert str(caught.value) == message
+
+
+def test_a_request_that_fails_on_the_way_is_transient_and_retried():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class RedirectLoop(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RedirectLoop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/query"
+    try:
+        with pytest.raises(ApiError) as caught:
+            client_for(url).fetch_quotes("IBM")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(caught.value) == f"request failed: {url}: TooManyRedirects"
+    assert caught.value.transient and not isinstance(caught.value, ApiUnreachable)
+    assert TEST_API_KEY not in repr(caught.value)
