@@ -191,7 +191,15 @@ def _log_async_commit(offsets: object, result: object) -> None:
 def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int = 500) -> tuple[int, int]:
     """One cycle: poll a batch, store it (waiting out a lock), then commit its offsets.
     Returns (messages seen, new rows)."""
-    batches = consumer.poll(timeout_ms=timeout_ms)
+    try:
+        batches = consumer.poll(timeout_ms=timeout_ms)
+    except KafkaError as exc:
+        # kafka-python 3.0.12 lets a refused reconnection escape poll() while it looks for the group
+        # coordinator. Nothing was fetched: wait as a poll would have and try again (the
+        # ConnectionWatch says once that the broker is gone).
+        log.debug("poll failed: %s", describe(exc))
+        time.sleep(timeout_ms / 1000)
+        return 0, 0
     records = [record for partition_records in batches.values() for record in partition_records]
     if not records:
         return 0, 0

@@ -33,6 +33,7 @@ class Unreachable(Exception):
 def describe(exc: BaseException) -> str:
     """A short, one-line description of a Kafka error."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"^\[Error \d+\] ", "", text)  # kafka-python's error number tells a user nothing
     return f"{type(exc).__name__}: {text}" if text and type(exc).__name__ not in text else (text or type(exc).__name__)
 
 
@@ -59,13 +60,14 @@ class _LastConnectionFailure(logging.Handler):
     @property
     def reason(self) -> str | None:
         """The most telling reason: a refused login explains the dropped sockets and timeouts after it."""
-
-        def vagueness(reason: str) -> int:
-            if "socket disconnected" in reason or reason.startswith("RequestTimedOutError"):
-                return 2
-            return 0 if re.search(r"Authenticat|Authoriz|SSL|DNS|ECONNREFUSED", reason) else 1
-
         return min(self.reasons, key=vagueness) if self.reasons else None
+
+
+def vagueness(reason: str) -> int:
+    """0 for a reason that says what to fix (login, TLS, name, refused port), 2 for a dropped socket or timeout."""
+    if "socket disconnected" in reason or reason.startswith("RequestTimedOutError"):
+        return 2
+    return 0 if re.search(r"Authenticat|Authoriz|SSL|DNS|ECONNREFUSED", reason) else 1
 
 
 def _connection_failures() -> _LastConnectionFailure:
@@ -90,6 +92,7 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
     """
     backoff = backoff or Backoff(initial=1.0, maximum=30.0)
     failures = 0
+    said: int | None = None  # the vagueness of the reason the user was last told
     last_failure = _connection_failures()
     while True:
         if stop.is_set():
@@ -102,10 +105,15 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
             reason = last_failure.reason or describe(exc)
             if deadline is not None and time.monotonic() >= deadline:
                 raise Unreachable(f"Kafka is not reachable at {servers} ({reason})") from None
-            if failures == 1:
+            if said is None:
                 limit = "" if deadline is None else f" for up to {deadline - time.monotonic():.0f} s"
                 log.warning("Kafka is not reachable at %s (%s); %s will keep retrying%s", servers, reason, what,
                             limit)
+                said = vagueness(reason)
+            elif vagueness(reason) < said:
+                # A first attempt may only see a dropped socket; the wrong password behind it is worth a line.
+                log.warning("Kafka is still not reachable at %s (%s)", servers, reason)
+                said = vagueness(reason)
             else:
                 log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, reason)
             delay = backoff.next_delay()
@@ -138,21 +146,33 @@ def ensure_topic(settings: Settings, topic: str | None = None) -> bool:
         admin.close()
 
 
-def create_producer(settings: Settings) -> KafkaProducer:
-    """An idempotent producer (acks=all) that blocks at most a few seconds when the broker is gone."""
-    return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-        client_id="stockmon-producer",
+def create_producer(settings: Settings, **timeouts_ms: int) -> KafkaProducer:
+    """A producer that waits for every replica (acks=all) and blocks at most a few seconds when the broker is gone.
+
+    Not kafka-python's idempotent producer: in 3.0.12, once a batch it had sent expired (a broker
+    that took the request and then died or hung for longer than the delivery timeout), it dropped
+    its producer id and never asked for a new one, so it never sent anything again. Duplicates are
+    harmless here instead: the consumer's unique key (symbol, ts) absorbs them. One request in
+    flight at a time keeps each symbol's quotes in order through retries.
+
+    `timeouts_ms` replaces the request or delivery timeout (tests reach their expiry in seconds).
+    """
+    config: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+        "client_id": "stockmon-producer",
         # A poll's quotes are sent together and then awaited at once: lingering would only add delay.
-        linger_ms=0,
+        "linger_ms": 0,
         # send() waits this long for metadata or buffer space before raising, so a dead broker
         # cannot hang the poll loop; what fails is kept and sent again later.
-        max_block_ms=3_000,
-        delivery_timeout_ms=30_000,
-        request_timeout_ms=10_000,
-        **settings.kafka_security(),
-    )
+        "max_block_ms": 3_000,
+        "delivery_timeout_ms": 30_000,
+        "request_timeout_ms": 10_000,
+        "acks": "all",
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
+    }
+    return KafkaProducer(**{**config, **timeouts_ms, **settings.kafka_security()})
 
 
 class _OnAssigned(ConsumerRebalanceListener):

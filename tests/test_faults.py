@@ -7,13 +7,17 @@ import json
 import random
 import signal
 import sqlite3
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
 
+from alphavantage import GLOBAL_QUOTE, Quote
 from alphavantage_standin import changing_global_quotes, recorded, served_prices
+from config import load_settings
 from conftest import (
     Broker,
     pipeline_env,
@@ -22,6 +26,9 @@ from conftest import (
     start_script,
     topic_values,
 )
+from kafka_client import close_producer, create_producer, ensure_topic
+from messages import decode_quote
+from publisher import NewQuoteFilter, QuotePublisher
 
 pytestmark = pytest.mark.slow
 
@@ -124,8 +131,15 @@ def test_a_broker_restart_mid_run_is_ridden_out_by_both_processes(restartable_br
             running(start_script("producer.py", env=env, log_path=producer_log)) as producer:
         wait_until(lambda: row_count(db_path) >= 5, message=consumer_log.read_text())
         restartable_broker.stop()
-        time.sleep(8)
-        restartable_broker.start()
+        try:
+            # Long enough for the clients' own give-ups: kafka-python 3.0.12 let a refused reconnection
+            # escape the consumer's poll() (the consumer exited), and its idempotent producer never sent again.
+            for _ in range(40):
+                time.sleep(0.5)
+                assert consumer.poll() is None, consumer_log.read_text()
+                assert producer.poll() is None, producer_log.read_text()
+        finally:
+            restartable_broker.start()
         calls_after_restart = len(standin.requests)
         wait_until(lambda: len(standin.requests) >= calls_after_restart + 5, message=producer_log.read_text())
         producer.send_signal(signal.SIGTERM)
@@ -250,3 +264,37 @@ def test_producer_once_losing_kafka_mid_pass_keeps_the_quote_and_exits_within_ka
     again = run_script("producer.py", "--once", env=env)
     assert again.returncode == 0, again.stderr
     assert json.loads(held)["ts"] in {json.loads(value)["ts"] for value in topic_values(broker, topic)}
+
+
+def test_a_quote_kafka_gave_up_on_mid_request_is_delivered_once_the_broker_answers_again(restartable_broker, topic):
+    """A produce request sent to a broker that then stops answering expires in the client; after that
+    the client must still deliver (kafka-python 3.0.12's idempotent producer never sent again)."""
+    settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": restartable_broker.bootstrap_servers, "KAFKA_TOPIC": topic},
+                             environ={}, env_file=None)
+    ensure_topic(settings)
+    producer = create_producer(settings, request_timeout_ms=1_000, delivery_timeout_ms=3_000)
+    publisher = QuotePublisher(producer, topic, NewQuoteFilter(), threading.Event(), flush_timeout=6.0)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    quotes = [Quote("IBM", start + timedelta(minutes=minute), 120.0 + minute, 120.0, 125.0, 119.0, 1000, GLOBAL_QUOTE,
+                    start + timedelta(minutes=minute), trading_day=start.date().isoformat()) for minute in range(3)]
+    broker = restartable_broker.process
+    assert broker is not None
+    try:
+        publisher.add(quotes[:1])
+        assert publisher.deliver()
+        broker.send_signal(signal.SIGSTOP)  # the request goes out and no answer comes back
+        try:
+            publisher.add(quotes[1:2])
+            assert not publisher.deliver()  # the client gave up on it after its delivery timeout
+        finally:
+            broker.send_signal(signal.SIGCONT)
+        publisher.add(quotes[2:])
+        deadline = time.monotonic() + 60
+        while not publisher.deliver():
+            assert time.monotonic() < deadline, "the producer never delivered again after the broker came back"
+        assert not publisher.held
+    finally:
+        close_producer(producer, timeout=2)
+    stored = [decode_quote(value) for value in topic_values(Broker(restartable_broker.bootstrap_servers), topic)]
+    assert sorted({row.price for row in stored}) == [120.0, 121.0, 122.0]
+
