@@ -20,7 +20,7 @@ from alert_rules import Rule, RuleError, parse_rules
 from symbols import SYMBOL_PATTERN
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
-FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
+FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY", "REALTIME_BULK_QUOTES")
 INTERVALS = ("1min", "5min", "15min", "30min", "60min")
 ENTITLEMENTS = ("", "realtime", "delayed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -32,12 +32,13 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("ALPHAVANTAGE_API_KEY", "demo", "Alpha Vantage API key (secret; 'demo' serves IBM only)"),
     ("ALPHAVANTAGE_BASE_URL", DEFAULT_BASE_URL, "query endpoint (tests point it at a local stand-in)"),
     ("STOCK_SYMBOLS", "IBM", "comma-separated symbols, e.g. IBM,MSFT,BRK.B,TSCO.LON"),
-    ("ALPHAVANTAGE_FUNCTION", "GLOBAL_QUOTE", "GLOBAL_QUOTE or TIME_SERIES_INTRADAY"),
+    ("ALPHAVANTAGE_FUNCTION", "GLOBAL_QUOTE",
+     "GLOBAL_QUOTE, TIME_SERIES_INTRADAY or REALTIME_BULK_QUOTES (premium: 100 symbols a call)"),
     ("ALPHAVANTAGE_INTERVAL", "5min", "intraday bar size: 1min, 5min, 15min, 30min or 60min"),
     ("ALPHAVANTAGE_ENTITLEMENT", "", "premium keys only: realtime or delayed (empty: end-of-day data)"),
     ("ALPHAVANTAGE_TIMEOUT", "20", "seconds to wait for an API answer before retrying later"),
     ("REQUESTS_PER_MINUTE", "5", "API calls allowed in any 60 s window (also spaces calls >= 1 s apart)"),
-    ("REQUESTS_PER_DAY", "25", "API calls allowed per UTC day (25 on the free tier)"),
+    ("REQUESTS_PER_DAY", "25", "API calls allowed per UTC day (25 on the free tier; 0: no daily limit)"),
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
     ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
     ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
@@ -128,6 +129,16 @@ def _positive_int(name: str, text: str) -> int:
         raise ConfigError(name, f"{text!r} is not a whole number") from None
     if value < 1:
         raise ConfigError(name, f"must be at least 1, got {value}")
+    return value
+
+
+def _whole_number(name: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(name, f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise ConfigError(name, f"must be 0 or more, got {value}")
     return value
 
 
@@ -224,7 +235,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         entitlement=_choice("ALPHAVANTAGE_ENTITLEMENT", values["ALPHAVANTAGE_ENTITLEMENT"], ENTITLEMENTS),
         api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
         requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
-        requests_per_day=_positive_int("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
+        requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
         bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),

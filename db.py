@@ -22,9 +22,14 @@ CREATE TABLE IF NOT EXISTS stock_prices (
     change         REAL,
     change_percent REAL,
     trading_day    TEXT,
-    source         TEXT    NOT NULL,
+    source         TEXT    NOT NULL,  -- GLOBAL_QUOTE, TIME_SERIES_INTRADAY or REALTIME_BULK_QUOTES
     fetched_at     TEXT    NOT NULL,
     ingested_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    entitlement    TEXT,              -- 'realtime' or 'delayed' (premium data); NULL: end-of-day data
+    previous_close REAL,
+    extended_hours_quote          REAL,  -- bulk quotes: the latest pre- or after-market price
+    extended_hours_change         REAL,
+    extended_hours_change_percent REAL,
     UNIQUE (symbol, ts)
 );
 CREATE TABLE IF NOT EXISTS rejected_messages (
@@ -56,17 +61,24 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at IS NULL;
 """
-# PRAGMA user_version: 1 = alerts carry claims. Older databases are upgraded in place by connect().
-SCHEMA_VERSION = 1
+# PRAGMA user_version: 1 = alerts carry claims; 2 = quotes carry their entitlement, previous close and
+# extended-hours fields. Older databases are upgraded in place by connect().
+SCHEMA_VERSION = 2
 # Columns added since the first release, by the version that added them: (table, column, type).
-ADDED_COLUMNS = {1: [("alerts", "claimed_by", "TEXT"), ("alerts", "claimed_at", "TEXT")]}
+ADDED_COLUMNS = {
+    1: [("alerts", "claimed_by", "TEXT"), ("alerts", "claimed_at", "TEXT")],
+    2: [("stock_prices", "entitlement", "TEXT"), ("stock_prices", "previous_close", "REAL"),
+        ("stock_prices", "extended_hours_quote", "REAL"), ("stock_prices", "extended_hours_change", "REAL"),
+        ("stock_prices", "extended_hours_change_percent", "REAL")],
+}
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
 # commit and the Kafka offset commit) changes nothing, while any other constraint still fails loudly.
 INSERT_QUOTE = """
 INSERT INTO stock_prices
-    (symbol, ts, price, open, high, low, volume, change, change_percent, trading_day, source, fetched_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (symbol, ts, price, open, high, low, volume, change, change_percent, trading_day, source, fetched_at,
+     entitlement, previous_close, extended_hours_quote, extended_hours_change, extended_hours_change_percent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, ts) DO NOTHING
 """
 INSERT_REJECTED = """

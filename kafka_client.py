@@ -13,7 +13,7 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, Ka
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from config import Settings
-from ratelimit import Backoff
+from quotesource.limiter import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,11 +15,16 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from alphavantage import GLOBAL_QUOTE, TIME_SERIES_INTRADAY, Quote
+from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_INTRADAY, Quote
+from quotesource.bulk import REALTIME_BULK_QUOTES
 from symbols import SYMBOL_PATTERN
 
 VERSION = 1
-SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY})
+SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES})
+# What premium data came with; a message without the field carries end-of-day data.
+ENTITLEMENTS = frozenset({"realtime", "delayed"})
+# Optional numbers a quote may carry beside its price (bulk quotes bring all four, global quotes the first).
+EXTRA_NUMBERS = ("previous_close", "extended_hours_quote", "extended_hours_change", "extended_hours_change_percent")
 # What format_time writes; a time already in this form is stored as it is (no re-formatting).
 CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # SQLite stores integers in 64 bits; a larger volume would fail the whole batch's insert.
@@ -48,6 +53,11 @@ class QuoteRow(NamedTuple):
     trading_day: str | None
     source: str
     fetched_at: str
+    entitlement: str | None = None
+    previous_close: float | None = None
+    extended_hours_quote: float | None = None
+    extended_hours_change: float | None = None
+    extended_hours_change_percent: float | None = None
 
 
 class AlertRow(NamedTuple):
@@ -87,6 +97,11 @@ def encode_quote(quote: Quote) -> bytes:
         message["change_percent"] = quote.change_percent
     if quote.trading_day is not None:
         message["trading_day"] = quote.trading_day
+    if quote.entitlement is not None:
+        message["entitlement"] = quote.entitlement
+    for name in EXTRA_NUMBERS:
+        if getattr(quote, name) is not None:
+            message[name] = getattr(quote, name)
     return json.dumps(message, separators=(",", ":")).encode()
 
 
@@ -100,7 +115,8 @@ def quote_from_row(row: QuoteRow) -> Quote:
     return Quote(symbol=row.symbol, ts=datetime.fromisoformat(row.ts), price=row.price, open=row.open,
                  high=row.high, low=row.low, volume=row.volume, source=row.source,
                  fetched_at=datetime.fromisoformat(row.fetched_at), change=row.change,
-                 change_percent=row.change_percent, trading_day=row.trading_day)
+                 change_percent=row.change_percent, trading_day=row.trading_day, entitlement=row.entitlement,
+                 **{name: getattr(row, name) for name in EXTRA_NUMBERS})
 
 
 def _number(message: dict[str, Any], name: str, *, optional: bool = False) -> float | None:
@@ -218,6 +234,9 @@ def decode_quote(raw: bytes | None) -> QuoteRow:
             trading_day = date.fromisoformat(trading_day).isoformat()  # "20200508" too, stored as 2020-05-08
         except (TypeError, ValueError):
             raise InvalidMessage(f"trading_day is not a date: {_excerpt(trading_day)}") from None
+    entitlement = message.get("entitlement")
+    if entitlement is not None and (not isinstance(entitlement, str) or entitlement not in ENTITLEMENTS):
+        raise InvalidMessage(f"entitlement is not one of {sorted(ENTITLEMENTS)}: {_excerpt(entitlement)}")
     return QuoteRow(
         symbol=symbol,
         ts=_time(message, "ts"),
@@ -231,4 +250,9 @@ def decode_quote(raw: bytes | None) -> QuoteRow:
         trading_day=trading_day,
         source=source,
         fetched_at=_time(message, "fetched_at"),
+        entitlement=entitlement,
+        previous_close=_number(message, "previous_close", optional=True),
+        extended_hours_quote=_number(message, "extended_hours_quote", optional=True),
+        extended_hours_change=_number(message, "extended_hours_change", optional=True),
+        extended_hours_change_percent=_number(message, "extended_hours_change_percent", optional=True),
     )

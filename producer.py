@@ -17,13 +17,16 @@ from typing import TypeVar
 
 from kafka import KafkaProducer
 
-from alphavantage import AlphaVantageClient, ApiDailyLimit, ApiError, ApiUnreachable, UnknownSymbol
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
 from kafka_client import Stopped, Unreachable, close_producer, create_producer, ensure_topic, retry_until_connected
 from producer_state import StateError, load_state, save_state, state_lock
 from publisher import NewQuoteFilter, QuotePublisher
-from ratelimit import Backoff, RateLimiter
+from quotesource.alphavantage import ApiDailyLimit, ApiError, ApiUnreachable, UnknownSymbol
+from quotesource.bulk import REALTIME_BULK_QUOTES, chunks
+from quotesource.client import AlphaVantageClient, Fetched
+from quotesource.limiter import Backoff, RateLimiter
+from quotesource.schedule import CallPool, Finished, Rotation, Target
 
 log = logging.getLogger("producer")
 T = TypeVar("T")
@@ -33,6 +36,8 @@ ONCE_MAX_ATTEMPTS = 3
 MAX_BACKOFF_SECONDS = 300.0
 # A symbol Alpha Vantage says it does not know this many times in a row leaves the rotation until restart.
 UNKNOWN_SYMBOL_LIMIT = 2
+# After a stop request, calls still in flight have this long to bring their quotes home.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -46,13 +51,17 @@ class PassReport:
 
 
 class Poller:
-    """The poll loop: one call at a time, symbols round-robin, the budget always respected."""
+    """The poll loop: targets round-robin, as many calls in flight as the budget allows, never over it.
+
+    Calls run on worker threads (CallPool); everything else (the budget, publishing, the state
+    file, back-off) happens on this thread, one finished call at a time, so each symbol's quotes
+    are published in the order they were fetched.
+    """
 
     def __init__(self, settings: Settings, client: AlphaVantageClient, publisher: QuotePublisher,
                  limiter: RateLimiter, stop: threading.Event, checkpoint: Callable[[], None] = lambda: None,
                  kafka_wait: float | None = None) -> None:
         self.settings = settings
-        self.symbols = list(settings.symbols)
         self.unknown_in_a_row: dict[str, int] = {}
         self.kafka_wait = kafka_wait  # None: wait for Kafka as long as it takes
         self.checkpoint = checkpoint
@@ -63,29 +72,16 @@ class Poller:
         # A throttle or server error first waits one budget slot (12 s on the free tier), then doubles.
         self.api_backoff = Backoff(initial=60.0 / settings.requests_per_minute, maximum=MAX_BACKOFF_SECONDS)
         self.kafka_backoff = Backoff(initial=1.0, maximum=30.0)
+        self.paused_until = 0.0  # time.monotonic() before which no call starts (back-off)
         self._day_notice_given = False
 
-    def _wait_for_budget(self, once: bool) -> bool:
-        """Sleep until the next call is within budget; False if stopping (or, in --once, budget spent)."""
-        while not self.stop.is_set():
-            if self.limiter.day_exhausted():
-                if once:
-                    return False
-                if not self._day_notice_given:
-                    hours = self.limiter.delay() / 3600
-                    log.warning("daily budget of %d API calls is spent; waiting %.1f h for the next UTC day",
-                                self.settings.requests_per_day, hours)
-                    self._day_notice_given = True
-            else:
-                self._day_notice_given = False
-            wait = self.limiter.delay()
-            if wait <= 0:
-                return True
-            self.stop.wait(min(wait, 60.0))
-        return False
+    def targets(self) -> list[Target]:
+        if self.settings.function == REALTIME_BULK_QUOTES:
+            return [Target(chunk) for chunk in chunks(list(self.settings.symbols))]
+        return [Target([symbol]) for symbol in self.settings.symbols]
 
     def _deliver_held(self) -> bool:
-        """Retry held quotes until Kafka takes them (no API calls meanwhile: the budget is scarce).
+        """Retry held quotes until Kafka takes them (no new API calls meanwhile: the budget is scarce).
 
         With `kafka_wait` (--once) give up after that long: the quotes stay held for the state file.
         """
@@ -99,87 +95,133 @@ class Poller:
         self.kafka_backoff.reset()
         return True
 
-    def poll_symbol(self, symbol: str) -> int | ApiError:
-        """One API call for `symbol`; returns the number of new quotes published, or the error."""
-        self.limiter.record()
+    def _budget_wait(self) -> float:
+        """Seconds until the next call may start (0: now), saying once when the day's budget is spent."""
+        if self.limiter.day_exhausted():
+            if not self._day_notice_given:
+                spent = f"daily budget of {self.settings.requests_per_day} API calls is spent" \
+                    if self.settings.requests_per_day else "Alpha Vantage says today's allowance is spent"
+                log.warning("%s; waiting %.1f h for the next UTC day", spent, self.limiter.delay() / 3600)
+                self._day_notice_given = True
+        else:
+            self._day_notice_given = False
+        return max(self.limiter.delay(), self.paused_until - time.monotonic())
+
+    def _start(self, pool: CallPool[Fetched], target: Target) -> None:
+        call = self.limiter.record()
         self.checkpoint()  # before the call: a crash during it must still count it
-        try:
-            quotes = self.client.fetch_quotes(symbol)
-        except ApiError as exc:
-            if isinstance(exc, ApiDailyLimit):
-                self.limiter.exhaust_day()
-            elif isinstance(exc, ApiUnreachable):
-                self.limiter.refund()  # it never reached Alpha Vantage: offline time must not spend the day
-                self.checkpoint()
-            return exc
-        finally:
-            self.limiter.finish()
-        self.api_backoff.reset()
-        self.unknown_in_a_row.pop(symbol, None)
-        fresh = self.publisher.seen.new_quotes(quotes)
+        pool.start(target, call)
+
+    def run(self, once: bool = False) -> PassReport:
+        """Poll until stopped (or, with once, until every target had its call)."""
+        report = PassReport()
+        if not self._deliver_held():
+            return report
+        rotation = Rotation(self.targets(), once=once)
+        pool: CallPool[Fetched] = CallPool(self.limiter.max_in_flight, lambda target: self.client.fetch(target.symbols),
+                                           clock=self.limiter.clock)
+        while not self.stop.is_set() and not (rotation.finished() and not pool.in_flight):
+            if self.publisher.held and self.kafka_wait is not None:
+                break  # --once: Kafka did not take them within --kafka-wait; they go to the state file
+            wait = self._budget_wait()
+            if once and self.limiter.day_exhausted():
+                report.budget_spent = True
+                if not pool.in_flight:
+                    break
+            elif wait <= 0 and pool.has_room():
+                target = rotation.take()
+                if target is not None:
+                    self._start(pool, target)
+                    continue
+            finished = pool.next_finished(timeout=min(max(wait, 0.01), 1.0))
+            if finished is not None:
+                self._handle(finished, rotation, report, once)
+        self._collect_last(pool, rotation, report, once)
+        return report
+
+    def _collect_last(self, pool: CallPool[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
+        """After a stop: publish what the calls in flight bring within a few seconds, so nothing fetched is lost."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while pool.in_flight and time.monotonic() < deadline:
+            finished = pool.next_finished(timeout=deadline - time.monotonic())
+            if finished is not None:
+                self._handle(finished, rotation, report, once)
+
+    def _handle(self, finished: Finished[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
+        """One call came back: publish what it brought, or decide what its failure means."""
+        target = finished.target
+        self.limiter.finish(finished.token, now=finished.ended_at)  # type: ignore[arg-type]
+        error = finished.error
+        if error is None:
+            assert finished.result is not None
+            target.attempts = 0
+            self.api_backoff.reset()
+            report.published += self._publish(target, finished.result, rotation, report)
+            rotation.put_back(target)
+            return
+        if not isinstance(error, ApiError):
+            raise error
+        if isinstance(error, ApiUnreachable):
+            self.limiter.refund()  # it never reached Alpha Vantage: offline time must not spend the day
+            self.checkpoint()
+        target.attempts += 1
+        symbol = target.symbols[0]
+        if isinstance(error, UnknownSymbol) and self._drop_if_unknown_again(symbol, error, rotation):
+            report.failed[symbol] = str(error)
+            report.dropped.append(symbol)
+        elif isinstance(error, ApiDailyLimit):
+            self.limiter.exhaust_day()
+            log.warning("%s: %s", target.label, error)
+            rotation.put_back(target, retry_first=True)  # keep our place: it goes first on the next day
+        elif error.transient and not (once and target.attempts >= ONCE_MAX_ATTEMPTS):
+            delay = self.api_backoff.next_delay()
+            log.warning("%s: %s; trying again in %.3g s", target.label, error, delay)
+            self.paused_until = max(self.paused_until, time.monotonic() + delay)
+            rotation.put_back(target, retry_first=True)
+        else:
+            log.error("%s: %s; skipping it this round", target.label, error)
+            report.failed[target.label] = str(error)
+            target.attempts = 0
+            rotation.put_back(target)
+
+    def _publish(self, target: Target, fetched: Fetched, rotation: Rotation, report: PassReport) -> int:
+        """Send a call's new quotes to Kafka (waiting until it takes them); returns how many."""
+        for symbol in target.symbols:
+            if symbol not in fetched.missing:
+                self.unknown_in_a_row.pop(symbol, None)
+        for reason in fetched.skipped:
+            log.warning("%s: unusable item in the bulk answer: %s", target.label, reason)
+        for symbol in list(fetched.missing):
+            error = UnknownSymbol(f"{symbol} is missing from the {REALTIME_BULK_QUOTES} answer")
+            if self._drop_if_unknown_again(symbol, error, rotation):
+                report.failed[symbol] = str(error)
+                report.dropped.append(symbol)
+            else:
+                log.warning("%s: %s", symbol, error)
+        fresh = self.publisher.seen.new_quotes(fetched.quotes)
         self.publisher.add(fresh)
         delivered = self._deliver_held()
         self.checkpoint()
         if not delivered:
-            log.info("%s: %d new quote(s) fetched, kept until Kafka acknowledges them", symbol, len(fresh))
+            log.info("%s: %d new quote(s) fetched, kept until Kafka acknowledges them", target.label, len(fresh))
         elif fresh:
             last = fresh[-1]
-            log.info("%s: published %d new quote(s), last %s at %s", symbol, len(fresh), last.price,
-                     last.ts.strftime("%Y-%m-%d %H:%M:%S UTC"))
+            detail = f"last {last.price} at {last.ts.strftime('%Y-%m-%d %H:%M:%S UTC')}" if len(target.symbols) == 1 \
+                else f"{len({quote.symbol for quote in fresh})} symbol(s)"
+            log.info("%s: published %d new quote(s), %s", target.label, len(fresh), detail)
         else:
-            log.info("%s: no new quote since the last poll", symbol)
+            log.info("%s: no new quote since the last poll", target.label)
         return len(fresh)
 
-    def _drop_if_unknown_again(self, symbol: str, outcome: ApiError) -> bool:
+    def _drop_if_unknown_again(self, symbol: str, outcome: ApiError, rotation: Rotation) -> bool:
         """Count an unknown-symbol answer; at the limit the symbol leaves the rotation (True)."""
         self.unknown_in_a_row[symbol] = self.unknown_in_a_row.get(symbol, 0) + 1
         if self.unknown_in_a_row[symbol] < UNKNOWN_SYMBOL_LIMIT:
             return False
-        self.symbols.remove(symbol)
+        rotation.drop(symbol)
         log.error("%s: %s, %d times in a row; no longer polled until restart (check STOCK_SYMBOLS)", symbol, outcome,
                   UNKNOWN_SYMBOL_LIMIT)
         return True
-
-    def run(self, once: bool = False) -> PassReport:
-        """Poll until stopped (or, with once, until every symbol had its turn)."""
-        report = PassReport()
-        if not self._deliver_held():
-            return report
-        symbols = self.symbols
-        position = 0
-        attempts = 0
-        while symbols and not self.stop.is_set() and not (once and position >= len(symbols)):
-            if not self._wait_for_budget(once):
-                report.budget_spent = self.limiter.day_exhausted()
-                break
-            index = position % len(symbols)
-            symbol = symbols[index]
-            outcome = self.poll_symbol(symbol)
-            attempts += 1
-            if self.publisher.held and self.kafka_wait is not None:
-                break  # --once: Kafka did not take them within --kafka-wait; they go to the state file
-            if isinstance(outcome, int):
-                report.published += outcome
-                position, attempts = position + 1, 0
-                continue
-            if isinstance(outcome, UnknownSymbol) and self._drop_if_unknown_again(symbol, outcome):
-                report.failed[symbol] = str(outcome)
-                report.dropped.append(symbol)
-                position = index if index < len(symbols) else 0  # the next symbol has moved into its place
-                attempts = 0
-                continue
-            if isinstance(outcome, ApiDailyLimit):
-                log.warning("%s: %s", symbol, outcome)
-                continue  # keep our place: this symbol goes first on the next day
-            if outcome.transient and not (once and attempts >= ONCE_MAX_ATTEMPTS):
-                delay = self.api_backoff.next_delay()
-                log.warning("%s: %s; trying again in %.3g s", symbol, outcome, delay)
-                self.stop.wait(delay)
-                continue
-            log.error("%s: %s; skipping it this round", symbol, outcome)
-            report.failed[symbol] = str(outcome)
-            position, attempts = position + 1, 0
-        return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--symbols", dest="STOCK_SYMBOLS", metavar="LIST",
                         help="comma-separated symbols, e.g. IBM,MSFT (STOCK_SYMBOLS)")
     parser.add_argument("--function", dest="ALPHAVANTAGE_FUNCTION", metavar="NAME",
-                        help="GLOBAL_QUOTE or TIME_SERIES_INTRADAY (ALPHAVANTAGE_FUNCTION)")
+                        help="GLOBAL_QUOTE, TIME_SERIES_INTRADAY or REALTIME_BULK_QUOTES (ALPHAVANTAGE_FUNCTION)")
     parser.add_argument("--interval", dest="ALPHAVANTAGE_INTERVAL", metavar="INTERVAL",
                         help="intraday bar size, 1min ... 60min (ALPHAVANTAGE_INTERVAL)")
     parser.add_argument("--once", action="store_true", help="one pass over all symbols, then exit")
@@ -235,9 +277,8 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
         save_state(settings.state_path, limiter, seen, publisher.held if publisher else held)
 
     checkpoint()
-    log.info("polling %s for %s via %s; budget %d/min, %d/day (%d used today)",
-             settings.function, ",".join(settings.symbols), settings.base_url,
-             settings.requests_per_minute, settings.requests_per_day, limiter.calls_today())
+    log.info("polling %s for %s via %s; %s", settings.function, describe_symbols(settings.symbols), settings.base_url,
+             describe_budget(settings, limiter))
     kafka_wait = args.kafka_wait if args.once else None
     try:
         producer = connect_kafka(settings, stop, None if kafka_wait is None else time.monotonic() + kafka_wait)
@@ -259,6 +300,23 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
         close_producer(producer, timeout=2)
     checkpoint()
     return report_outcome(settings, args, report, publisher)
+
+
+def describe_symbols(symbols: tuple[str, ...]) -> str:
+    return ",".join(symbols) if len(symbols) <= 12 else f"{','.join(symbols[:10])},... ({len(symbols)} symbols)"
+
+
+def describe_budget(settings: Settings, limiter: RateLimiter) -> str:
+    """The budget in one phrase: per minute, per day, calls in flight, and for bulk quotes the calls per round."""
+    day = f"{settings.requests_per_day}/day ({limiter.calls_today()} used today)" if settings.requests_per_day \
+        else "no daily limit"
+    flight = "one call at a time" if limiter.max_in_flight == 1 else f"up to {limiter.max_in_flight} calls in flight"
+    text = f"budget {settings.requests_per_minute}/min, {day}; {flight}"
+    if settings.function == REALTIME_BULK_QUOTES:
+        calls = len(chunks(list(settings.symbols)))
+        text += (f"; {calls} call(s) of up to 100 symbols per round, each symbol refreshed about every "
+                 f"{calls * 60 / settings.requests_per_minute:.3g} s")
+    return text
 
 
 def report_outcome(settings: Settings, args: argparse.Namespace, report: PassReport,

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from alphavantage import Quote
 from messages import InvalidMessage, decode_quote, encode_quote, quote_from_row
 from publisher import NewQuoteFilter
-from ratelimit import RateLimiter
+from quotesource.alphavantage import Quote
+from quotesource.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 

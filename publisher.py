@@ -12,9 +12,9 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from alphavantage import GLOBAL_QUOTE, Quote
 from kafka_client import describe
 from messages import encode_quote
+from quotesource.alphavantage import GLOBAL_QUOTE, Quote
 
 log = logging.getLogger(__name__)
 

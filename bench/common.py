@@ -17,10 +17,10 @@ for folder in (PROJECT_DIR / "tests", PROJECT_DIR):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from alphavantage import TIME_SERIES_INTRADAY, Quote  # noqa: E402
 from config import Settings, load_settings  # noqa: E402
 from local_kafka import LocalKafka  # noqa: E402
 from messages import encode_quote  # noqa: E402
+from quotesource.alphavantage import TIME_SERIES_INTRADAY, Quote  # noqa: E402
 
 SYMBOLS = ("IBM", "MSFT", "AAPL", "GOOG", "AMZN", "NVDA", "BRK.B", "TSCO.LON")
 EPOCH = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)

@@ -19,14 +19,14 @@ from pathlib import Path
 
 from common import bench_settings, broker, fresh_name
 
-from alphavantage import AlphaVantageClient
 from alphavantage_standin import AlphaVantageStandIn, changing_global_quotes
 from config import load_settings
 from kafka_client import close_producer, create_producer, ensure_topic
 from producer import Poller
 from producer_state import save_state
 from publisher import NewQuoteFilter, QuotePublisher
-from ratelimit import RateLimiter
+from quotesource.client import AlphaVantageClient
+from quotesource.limiter import RateLimiter
 
 
 class TimedClient(AlphaVantageClient):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alphavantage"
 
@@ -42,11 +46,25 @@ def served_prices(calls: int) -> set[float]:
     return {round(121.74 + index / 100, 2) for index in range(calls)}
 
 
+def bulk_answer(symbols: list[str], moment: datetime, sequence: int) -> bytes:
+    """A live-format REALTIME_BULK_QUOTES answer (the recorded live item as the template) for `symbols`,
+    stamped `moment` in US/Eastern with milliseconds, the price moved a cent per `sequence`."""
+    template = json.loads(fixture("realtime_bulk_quotes_live_shape.json"))
+    item = template["data"][0]
+    stamp = moment.astimezone(ZoneInfo("US/Eastern")).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    close = float(item["close"]) + sequence / 100
+    template["data"] = [{**item, "symbol": symbol, "timestamp": stamp, "close": f"{close:.2f}"} for symbol in symbols]
+    return json.dumps(template).encode()
+
+
 class AlphaVantageStandIn:
     """Serves a scripted sequence of answers per (function, symbol); the last answer repeats."""
 
     def __init__(self) -> None:
         self.scripts: dict[tuple[str, str], list[Answer]] = {}
+        self.delay = 0.0  # added to every answer: the real API takes about 250 ms
+        self.bulk_unknown: set[str] = set()  # symbols bulk answers leave out
+        self._bulk_sequence = itertools.count()
         self.requests: list[dict[str, str]] = []
         self.request_times: list[float] = []
         self._lock = threading.Lock()
@@ -72,6 +90,9 @@ class AlphaVantageStandIn:
     def _next_answer(self, function: str, symbol: str) -> Answer:
         with self._lock:
             answers = self.scripts.get((function, symbol))
+            if not answers and function == "REALTIME_BULK_QUOTES":
+                known = [name for name in symbol.split(",")[:100] if name and name not in self.bulk_unknown]
+                return Answer(bulk_answer(known, datetime.now().astimezone(), next(self._bulk_sequence)))
             if not answers:
                 return recorded("global_quote_unknown_symbol.json") if function == "GLOBAL_QUOTE" \
                     else recorded("error_invalid_symbol_intraday.json")
@@ -90,8 +111,8 @@ class AlphaVantageStandIn:
                     answer = recorded("error_missing_apikey.json")
                 else:
                     answer = standin._next_answer(query.get("function", ""), query.get("symbol", ""))
-                if answer.delay:
-                    time.sleep(answer.delay)
+                if answer.delay or standin.delay:
+                    time.sleep(answer.delay + standin.delay)
                 try:
                     self.send_response(answer.status)
                     self.send_header("Content-Type", answer.content_type)

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alphavantage import (
-    AlphaVantageClient,
+from alphavantage_standin import Answer, fixture, recorded
+from conftest import TEST_API_KEY
+from local_kafka import free_port
+from quotesource.alphavantage import (
     ApiCallError,
     ApiDailyLimit,
     ApiError,
@@ -25,9 +27,7 @@ from alphavantage import (
     parse_global_quote,
     parse_intraday,
 )
-from alphavantage_standin import Answer, fixture, recorded
-from conftest import TEST_API_KEY
-from local_kafka import free_port
+from quotesource.client import AlphaVantageClient
 
 FETCHED = datetime(2026, 11, 24, 15, 0, 0, 123000, tzinfo=UTC)
 

@@ -48,12 +48,13 @@ def test_the_api_key_is_not_in_the_settings_repr():
     ("STOCK_SYMBOLS", "IBM,AB$C", "STOCK_SYMBOLS: 'AB$C' is not a valid symbol (letters, digits, '.' and '-', at most 20)"),
     ("STOCK_SYMBOLS", " , ", "STOCK_SYMBOLS: no symbols given"),
     ("ALPHAVANTAGE_FUNCTION", "TIME_SERIES_DAILY",
-     "ALPHAVANTAGE_FUNCTION: 'TIME_SERIES_DAILY' is not one of GLOBAL_QUOTE, TIME_SERIES_INTRADAY"),
+     "ALPHAVANTAGE_FUNCTION: 'TIME_SERIES_DAILY' is not one of GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES"),
     ("ALPHAVANTAGE_INTERVAL", "2min", "ALPHAVANTAGE_INTERVAL: '2min' is not one of 1min, 5min, 15min, 30min, 60min"),
     ("ALPHAVANTAGE_ENTITLEMENT", "live", "ALPHAVANTAGE_ENTITLEMENT: 'live' is not one of empty, realtime, delayed"),
     ("REQUESTS_PER_MINUTE", "five", "REQUESTS_PER_MINUTE: 'five' is not a whole number"),
     ("REQUESTS_PER_MINUTE", "0", "REQUESTS_PER_MINUTE: must be at least 1, got 0"),
     ("REQUESTS_PER_DAY", "2.5", "REQUESTS_PER_DAY: '2.5' is not a whole number"),
+    ("REQUESTS_PER_DAY", "-1", "REQUESTS_PER_DAY: must be 0 or more, got -1"),
     ("ALPHAVANTAGE_TIMEOUT", "-1", "ALPHAVANTAGE_TIMEOUT: must be a positive number of seconds, got -1"),
     ("ALPHAVANTAGE_API_KEY", "  ", "ALPHAVANTAGE_API_KEY: must not be empty"),
     ("ALPHAVANTAGE_BASE_URL", "ftp://example", "ALPHAVANTAGE_BASE_URL: 'ftp://example' is not an http(s) URL"),
@@ -136,3 +137,10 @@ def test_a_named_env_file_that_does_not_exist_is_exit_2(tmp_path):
         result = run_script(script, "--env-file", str(missing), env=script_env(), timeout=30)
         assert (result.returncode, result.stderr) == (
             2, f"{script[:-3]}: error: --env-file: '{missing}' does not exist\n")
+
+
+def test_requests_per_day_0_means_no_daily_limit_and_bulk_quotes_are_a_function():
+    settings = load_settings(environ={"REQUESTS_PER_DAY": "0", "ALPHAVANTAGE_FUNCTION": "realtime_bulk_quotes"},
+                             env_file=None)
+    assert settings.requests_per_day == 0
+    assert settings.function == "REALTIME_BULK_QUOTES"

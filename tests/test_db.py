@@ -65,7 +65,7 @@ def test_an_unusable_database_file_is_one_clear_error(tmp_path):
 def test_a_failed_batch_leaves_nothing_half_written(tmp_path):
     connection = db.connect(tmp_path / "stocks.db")
     with pytest.raises(db.DatabaseError):
-        db.save_batch(connection, [ROW, (*ROW[:-1], None)], [])  # NOT NULL fetched_at fails mid-batch
+        db.save_batch(connection, [ROW, ROW._replace(fetched_at=None)], [])  # NOT NULL fetched_at fails mid-batch
     assert db.count_quotes(connection) == 0
     assert not connection.in_transaction
     assert isinstance(connection, sqlite3.Connection)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from alphavantage import GLOBAL_QUOTE, Quote
 from alphavantage_standin import changing_global_quotes, recorded, served_prices
 from config import load_settings
 from conftest import (
@@ -29,6 +28,7 @@ from conftest import (
 from kafka_client import close_producer, create_producer, ensure_topic
 from messages import decode_quote
 from publisher import NewQuoteFilter, QuotePublisher
+from quotesource.alphavantage import GLOBAL_QUOTE, Quote
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import threading
 from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 
 from kafka_client import retry_until_connected
-from ratelimit import Backoff
+from quotesource.limiter import Backoff
 
 
 def failing_then_connecting(*failures: Exception):

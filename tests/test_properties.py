@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import db
 from alert_rules import RuleError, parse_rules
-from alphavantage import ApiError, parse_global_quote, parse_intraday
 from config import DEFAULTS, ConfigError, load_settings
 from messages import CANONICAL_TIME, InvalidMessage, check_not_future, decode_quote, future_limit
+from quotesource.alphavantage import ApiError, parse_global_quote, parse_intraday
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FIELDS = ["v", "symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
@@ -136,10 +136,10 @@ STATE_PARTS = st.fixed_dictionaries({}, optional={
 def test_any_state_file_is_loaded_or_discarded_and_the_producer_carries_on(tmp_path_factory, state):
     """Whatever a state file holds, loading it never raises, and the producer's next steps work on what was
     kept: asking the limiter, filtering a fresh quote and a fresh bar, writing the state back."""
-    from alphavantage import Quote
     from producer_state import load_state, save_state
     from publisher import NewQuoteFilter
-    from ratelimit import RateLimiter
+    from quotesource.alphavantage import Quote
+    from quotesource.limiter import RateLimiter
 
     path = tmp_path_factory.mktemp("state") / "producer_state.json"
     path.write_text(json.dumps(state, allow_nan=True), errors="surrogatepass")

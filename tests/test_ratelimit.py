@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ratelimit import Backoff, RateLimiter
+from quotesource.limiter import Backoff, RateLimiter
 
 
 class FakeClock:

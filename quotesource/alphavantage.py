@@ -1,4 +1,4 @@
-"""Alpha Vantage client: one HTTP call per quote request, parsed into Quote records.
+"""Alpha Vantage answers, parsed into Quote records, and each way a call can fail as its own error kind.
 
 Alpha Vantage answers almost every failure with HTTP 200 and a JSON body ("Note",
 "Information", "Error Message", an empty "Global Quote"), so each of those is recognised and
@@ -24,7 +24,7 @@ TIME_SERIES_INTRADAY = "TIME_SERIES_INTRADAY"
 
 @dataclass(frozen=True)
 class Quote:
-    """One price observation: a global quote or one intraday bar, times in UTC."""
+    """One price observation: a global quote, one intraday bar or one bulk quote, times in UTC."""
 
     symbol: str
     ts: datetime
@@ -38,6 +38,11 @@ class Quote:
     change: float | None = None
     change_percent: float | None = None
     trading_day: str | None = None
+    previous_close: float | None = None
+    extended_hours_quote: float | None = None
+    extended_hours_change: float | None = None
+    extended_hours_change_percent: float | None = None
+    entitlement: str | None = None  # "realtime" or "delayed" (premium data); None: end-of-day data
 
 
 class ApiError(Exception):
@@ -138,7 +143,7 @@ class BadPayload(ApiError):
     kind = "malformed payload"
 
 
-def _number(record: dict[str, Any], key: str) -> float:
+def number_field(record: dict[str, Any], key: str) -> float:
     if key not in record:
         raise BadPayload(f"field {key!r} is missing")
     try:
@@ -150,15 +155,15 @@ def _number(record: dict[str, Any], key: str) -> float:
     return value
 
 
-def _volume(record: dict[str, Any], key: str) -> int:
-    value = _number(record, key)
+def volume_field(record: dict[str, Any], key: str) -> int:
+    value = number_field(record, key)
     if value < 0 or value != int(value):
         raise BadPayload(f"field {key!r} is not a whole non-negative number: {record[key]!r}")
     return int(value)
 
 
-def _price(record: dict[str, Any], key: str) -> float:
-    value = _number(record, key)
+def price_field(record: dict[str, Any], key: str) -> float:
+    value = number_field(record, key)
     if value <= 0:
         raise BadPayload(f"field {key!r} is not a positive price: {record[key]!r}")
     return value
@@ -182,14 +187,33 @@ def check_for_error_body(payload: Any) -> None:
             raise ApiNotice(message)
 
 
-def parse_global_quote(payload: Any, symbol: str, fetched_at: datetime) -> Quote:
+GLOBAL_QUOTE_KEY = "Global Quote"
+
+
+def _global_quote_envelope(payload: dict[str, Any]) -> tuple[str, Any]:
+    """The key the quote came under and its record: "Global Quote", or with a premium key's
+    entitlement=delayed "Global Quote - DATA DELAYED BY 15 MINUTES"."""
+    if GLOBAL_QUOTE_KEY in payload:
+        return GLOBAL_QUOTE_KEY, payload[GLOBAL_QUOTE_KEY]
+    key = next((key for key in payload if isinstance(key, str) and key.startswith(GLOBAL_QUOTE_KEY)), None)
+    if key is None:
+        raise BadPayload("no 'Global Quote' in the response")
+    return key, payload[key]
+
+
+def entitlement_of(envelope_key: str, requested: str) -> str | None:
+    """What the data came with: "delayed" when the answer says so, else what was asked for (None: end of day)."""
+    if "DELAYED" in envelope_key.upper():
+        return "delayed"
+    return requested or None
+
+
+def parse_global_quote(payload: Any, symbol: str, fetched_at: datetime, entitlement: str = "") -> Quote:
     """A GLOBAL_QUOTE body as a Quote stamped with the fetch time (the API names only the day)."""
     check_for_error_body(payload)
-    record = payload.get("Global Quote")
-    if record is None:
-        raise BadPayload("no 'Global Quote' in the response")
+    key, record = _global_quote_envelope(payload)
     if not isinstance(record, dict):
-        raise BadPayload("'Global Quote' is not an object")
+        raise BadPayload(f"{key!r} is not an object")
     if not record:
         raise UnknownSymbol(f"Alpha Vantage has no quote for {symbol}")
     trading_day = str(record.get("07. latest trading day", "")).strip()
@@ -197,21 +221,25 @@ def parse_global_quote(payload: Any, symbol: str, fetched_at: datetime) -> Quote
         date.fromisoformat(trading_day)
     except ValueError:
         raise BadPayload(f"field '07. latest trading day' is not a date: {trading_day[:40]!r}") from None
-    has_change = "09. change" in record
-    has_percent = "10. change percent" in record
+
+    def optional(name: str) -> float | None:
+        return number_field(record, name) if name in record else None
+
     return Quote(
         symbol=symbol,
         ts=fetched_at,
-        price=_price(record, "05. price"),
-        open=_price(record, "02. open"),
-        high=_price(record, "03. high"),
-        low=_price(record, "04. low"),
-        volume=_volume(record, "06. volume"),
+        price=price_field(record, "05. price"),
+        open=price_field(record, "02. open"),
+        high=price_field(record, "03. high"),
+        low=price_field(record, "04. low"),
+        volume=volume_field(record, "06. volume"),
         source=GLOBAL_QUOTE,
         fetched_at=fetched_at,
-        change=_number(record, "09. change") if has_change else None,
-        change_percent=_number(record, "10. change percent") if has_percent else None,
+        change=optional("09. change"),
+        change_percent=optional("10. change percent"),
         trading_day=trading_day,
+        previous_close=optional("08. previous close"),
+        entitlement=entitlement_of(key, entitlement),
     )
 
 
@@ -235,7 +263,7 @@ def eastern_to_utc(naive: str, zone_name: str) -> datetime:
         raise BadPayload(f"timestamp {naive[:40]!r} is out of range") from None
 
 
-def parse_intraday(payload: Any, symbol: str, fetched_at: datetime) -> list[Quote]:
+def parse_intraday(payload: Any, symbol: str, fetched_at: datetime, entitlement: str = "") -> list[Quote]:
     """A TIME_SERIES_INTRADAY body as Quotes in time order, oldest first."""
     check_for_error_body(payload)
     meta = payload.get("Meta Data")
@@ -255,73 +283,14 @@ def parse_intraday(payload: Any, symbol: str, fetched_at: datetime) -> list[Quot
         quotes.append(Quote(
             symbol=symbol,
             ts=eastern_to_utc(stamp, zone_name),
-            price=_price(bar, "4. close"),
-            open=_price(bar, "1. open"),
-            high=_price(bar, "2. high"),
-            low=_price(bar, "3. low"),
-            volume=_volume(bar, "5. volume"),
+            price=price_field(bar, "4. close"),
+            open=price_field(bar, "1. open"),
+            high=price_field(bar, "2. high"),
+            low=price_field(bar, "3. low"),
+            volume=volume_field(bar, "5. volume"),
             source=TIME_SERIES_INTRADAY,
             fetched_at=fetched_at,
+            entitlement=entitlement or None,
         ))
     quotes.sort(key=lambda quote: quote.ts)
     return quotes
-
-
-class AlphaVantageClient:
-    """Makes one request per call; knows the API key but never lets it into a message."""
-
-    def __init__(self, api_key: str, base_url: str, function: str = GLOBAL_QUOTE, interval: str = "5min",
-                 entitlement: str = "", timeout: tuple[float, float] = (5.0, 20.0),
-                 session: requests.Session | None = None) -> None:
-        self._api_key = api_key
-        self.base_url = base_url
-        self.function = function
-        self.interval = interval
-        self.entitlement = entitlement
-        self.timeout = timeout
-        self._session = session or requests.Session()
-
-    def _params(self, symbol: str) -> dict[str, str]:
-        params = {"function": self.function, "symbol": symbol, "datatype": "json"}
-        if self.function == TIME_SERIES_INTRADAY:
-            params |= {"interval": self.interval, "outputsize": "compact"}
-        if self.entitlement:
-            params["entitlement"] = self.entitlement
-        params["apikey"] = self._api_key
-        return params
-
-    def _redact(self, text: str) -> str:
-        return redact(text, [self._api_key])
-
-    def fetch_payload(self, symbol: str) -> Any:
-        """GET the symbol's data and return the decoded JSON, or raise the matching ApiError."""
-        try:
-            response = self._session.get(self.base_url, params=self._params(symbol), timeout=self.timeout)
-        except requests.ConnectTimeout:  # before Timeout: the request never reached the server
-            raise ApiUnreachable(f"{self.base_url}: no connection within {self.timeout[0]:g}s") from None
-        except requests.Timeout:
-            raise ApiTimeout(f"no answer from {self.base_url} within {self.timeout[1]:g}s") from None
-        except requests.ConnectionError as exc:
-            raise ApiUnreachable(self._redact(f"{self.base_url}: {connection_failure_cause(exc)}")) from None
-        except requests.RequestException as exc:
-            raise ApiRequestFailed(self._redact(f"{self.base_url}: {type(exc).__name__}")) from None
-        if response.status_code != 200:
-            raise ApiHttpError(response.status_code, response.reason or "")
-        try:
-            return response.json()
-        except ValueError:
-            start = response.text[:60].replace("\n", " ").strip()
-            raise ApiNotJson(self._redact(f"body starts with {start!r}")) from None
-
-    def fetch_quotes(self, symbol: str) -> list[Quote]:
-        """The symbol's current quote (GLOBAL_QUOTE) or its recent bars (TIME_SERIES_INTRADAY)."""
-        payload = self.fetch_payload(symbol)
-        fetched_at = datetime.now(UTC)
-        try:
-            if self.function == TIME_SERIES_INTRADAY:
-                return parse_intraday(payload, symbol, fetched_at)
-            return [parse_global_quote(payload, symbol, fetched_at)]
-        except ApiError as exc:
-            # The API puts the key into some of its own messages ("We have detected your API key as ...").
-            exc.redact([self._api_key])
-            raise

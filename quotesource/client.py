@@ -1,0 +1,126 @@
+"""The Alpha Vantage HTTP client: one request per call, safe to use from several threads at once."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from quotesource.alphavantage import (
+    GLOBAL_QUOTE,
+    TIME_SERIES_INTRADAY,
+    ApiError,
+    ApiHttpError,
+    ApiNotJson,
+    ApiRequestFailed,
+    ApiTimeout,
+    ApiUnreachable,
+    Quote,
+    connection_failure_cause,
+    parse_global_quote,
+    parse_intraday,
+)
+from quotesource.bulk import REALTIME_BULK_QUOTES, parse_bulk_quotes
+from redact import redact
+
+
+@dataclass
+class Fetched:
+    """What one call brought: its quotes, and for bulk calls the symbols it left out or could not use."""
+
+    quotes: list[Quote]
+    missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class AlphaVantageClient:
+    """Makes one request per call; knows the API key but never lets it into a message.
+
+    Each call borrows an HTTP session of its own from a pool (requests' sessions are not meant to
+    be shared between threads), so connections are kept alive and calls may run side by side.
+    """
+
+    def __init__(self, api_key: str, base_url: str, function: str = GLOBAL_QUOTE, interval: str = "5min",
+                 entitlement: str = "", timeout: tuple[float, float] = (5.0, 20.0),
+                 session: requests.Session | None = None) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.function = function
+        self.interval = interval
+        self.entitlement = entitlement
+        self.timeout = timeout
+        self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+        if session is not None:
+            self._sessions.put(session)
+
+    def _params(self, symbol: str) -> dict[str, str]:
+        params = {"function": self.function, "symbol": symbol, "datatype": "json"}
+        if self.function == TIME_SERIES_INTRADAY:
+            params |= {"interval": self.interval, "outputsize": "compact"}
+        if self.entitlement:
+            params["entitlement"] = self.entitlement
+        params["apikey"] = self._api_key
+        return params
+
+    def _redact(self, text: str) -> str:
+        return redact(text, [self._api_key])
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        try:
+            session = self._sessions.get_nowait()
+        except queue.Empty:
+            session = requests.Session()
+        try:
+            yield session
+        finally:
+            self._sessions.put(session)
+
+    def fetch_payload(self, symbol: str) -> Any:
+        """GET the data for `symbol` (comma-separated for bulk quotes) and return the decoded JSON,
+        or raise the matching ApiError."""
+        try:
+            with self._session() as session:
+                response = session.get(self.base_url, params=self._params(symbol), timeout=self.timeout)
+        except requests.ConnectTimeout:  # before Timeout: the request never reached the server
+            raise ApiUnreachable(f"{self.base_url}: no connection within {self.timeout[0]:g}s") from None
+        except requests.Timeout:
+            raise ApiTimeout(f"no answer from {self.base_url} within {self.timeout[1]:g}s") from None
+        except requests.ConnectionError as exc:
+            raise ApiUnreachable(self._redact(f"{self.base_url}: {connection_failure_cause(exc)}")) from None
+        except requests.RequestException as exc:
+            raise ApiRequestFailed(self._redact(f"{self.base_url}: {type(exc).__name__}")) from None
+        if response.status_code != 200:
+            raise ApiHttpError(response.status_code, response.reason or "")
+        try:
+            return response.json()
+        except ValueError:
+            start = response.text[:60].replace("\n", " ").strip()
+            raise ApiNotJson(self._redact(f"body starts with {start!r}")) from None
+
+    def fetch(self, symbols: list[str]) -> Fetched:
+        """One call: the current quote of one symbol (GLOBAL_QUOTE), its recent bars
+        (TIME_SERIES_INTRADAY), or the quotes of up to 100 symbols (REALTIME_BULK_QUOTES)."""
+        payload = self.fetch_payload(",".join(symbols))
+        fetched_at = datetime.now(UTC)
+        try:
+            if self.function == REALTIME_BULK_QUOTES:
+                answer = parse_bulk_quotes(payload, symbols, fetched_at, self.entitlement)
+                return Fetched(answer.quotes, answer.missing, answer.skipped)
+            [symbol] = symbols
+            if self.function == TIME_SERIES_INTRADAY:
+                return Fetched(parse_intraday(payload, symbol, fetched_at, self.entitlement))
+            return Fetched([parse_global_quote(payload, symbol, fetched_at, self.entitlement)])
+        except ApiError as exc:
+            # The API puts the key into some of its own messages ("We have detected your API key as ...").
+            exc.redact([self._api_key])
+            raise
+
+    def fetch_quotes(self, symbol: str) -> list[Quote]:
+        """The quotes one call brings for one symbol."""
+        return self.fetch([symbol]).quotes
