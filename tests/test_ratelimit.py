@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
+import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quotesource.limiter import Backoff, RateLimiter
+from quotesource.schedule import Rotation, Target
 
 
 class FakeClock:
@@ -113,3 +120,86 @@ def test_backoff_doubles_up_to_its_cap_and_resets():
     assert [backoff.next_delay() for _ in range(5)] == [12, 24, 48, 96, 100]
     backoff.reset()
     assert backoff.next_delay() == 12
+
+
+def simulate(per_minute: int, latencies: Iterator[float], targets: int, seconds: float,
+             arrival_share: Iterator[float]) -> tuple[list[tuple[float, float, float, int]], RateLimiter]:
+    """Drive the limiter and the rotation as the producer does, on a fake clock, with calls in flight.
+
+    Returns every call as (start, arrival at the server, end, target) and the limiter."""
+    clock = FakeClock(START)
+    limiter = RateLimiter(per_minute, per_day=0, clock=clock)
+    rotation = Rotation([Target([f"S{index}"]) for index in range(targets)])
+    in_flight: list[tuple[float, Target, object]] = []
+    calls = []
+    while clock.now < START + seconds:
+        for end, target, token in sorted(in_flight, key=lambda entry: entry[0]):
+            if end <= clock.now:
+                limiter.finish(token, now=end)
+                rotation.put_back(target)
+                in_flight.remove((end, target, token))
+        busy = {id(target) for _, target, _ in in_flight}
+        wait = limiter.delay()
+        if wait == 0 and len(in_flight) < limiter.max_in_flight and (target := rotation.take()) is not None:
+            assert id(target) not in busy, "a target was called twice at once"
+            latency = next(latencies)
+            token = limiter.record()
+            calls.append((clock.now, clock.now + latency * next(arrival_share), clock.now + latency,
+                          int(target.symbols[0][1:])))
+            in_flight.append((clock.now + latency, target, token))
+            continue
+        next_end = min((end for end, _, _ in in_flight), default=math.inf)
+        clock.now = min(next_end, clock.now + wait) if wait > 0 else next_end  # wait == 0: no room or no target
+    return calls, limiter
+
+
+def most_in_any_window(times: list[float], width: float = 60.0) -> int:
+    times = sorted(times)
+    return max((bisect.bisect_left(times, start + width) - index for index, start in enumerate(times)), default=0)
+
+
+@pytest.mark.parametrize("per_minute", [75, 600, 1200])
+def test_calls_in_flight_use_the_budget_and_never_exceed_it_at_the_server(per_minute):
+    chance = random.Random(per_minute)
+    calls, limiter = simulate(per_minute, iter(lambda: chance.uniform(0.15, 0.35), None), targets=50,
+                              seconds=180, arrival_share=iter(chance.random, None))
+    assert limiter.max_in_flight > 1
+    arrivals = [arrival for _, arrival, _, _ in calls]
+    assert most_in_any_window(arrivals) <= per_minute
+    starts = [start for start, _, _, _ in calls]
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 60 / per_minute - 1e-6  # float timestamps
+    # 250 ms answers: the budget is used, not a third of it (one call at a time made 170 of 600).
+    assert len(calls) >= 0.95 * per_minute * 3
+
+
+@settings(max_examples=100)
+@given(per_minute=st.sampled_from([61, 75, 150, 600, 1200]),
+       latencies=st.lists(st.floats(0.001, 30.0), min_size=1, max_size=50),
+       shares=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=50),
+       targets=st.integers(1, 120))
+def test_no_latency_pattern_puts_more_than_the_budget_in_a_server_window(per_minute, latencies, shares, targets):
+    calls, _ = simulate(per_minute, itertools.cycle(latencies), targets, seconds=130,
+                        arrival_share=itertools.cycle(shares))
+    assert most_in_any_window([arrival for _, arrival, _, _ in calls]) <= per_minute
+    open_calls: dict[int, float] = {}
+    for start, _, end, target in sorted(calls):
+        assert open_calls.get(target, -math.inf) <= start, "a target was called again before its answer"
+        open_calls[target] = end
+
+
+def test_up_to_60_a_minute_one_call_at_a_time_spaced_from_its_answer():
+    for per_minute in (5, 30, 60):
+        assert RateLimiter(per_minute, 25).max_in_flight == 1
+    assert RateLimiter(61, 25).max_in_flight > 1
+    assert RateLimiter(100_000, 0).max_in_flight == 32
+
+
+def test_no_daily_limit_with_requests_per_day_0_until_the_server_says_otherwise():
+    clock = FakeClock(START)
+    limiter = RateLimiter(600, 0, clock=clock)
+    run_calls(limiter, clock, 2000)
+    assert not limiter.day_exhausted()
+    limiter.exhaust_day()  # Alpha Vantage's own daily-limit notice
+    assert limiter.day_exhausted()
+    midnight = datetime(2026, 11, 25, tzinfo=UTC).timestamp()
+    assert limiter.delay() == pytest.approx(midnight - clock.now)
