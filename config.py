@@ -39,6 +39,7 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("ALPHAVANTAGE_TIMEOUT", "20", "seconds to wait for an API answer before retrying later"),
     ("REQUESTS_PER_MINUTE", "5", "API calls allowed in any 60 s window (also spaces calls >= 1 s apart)"),
     ("REQUESTS_PER_DAY", "25", "API calls allowed per UTC day (25 on the free tier; 0: no daily limit)"),
+    ("REQUESTS_IN_FLIGHT", "auto", "API calls at once: auto (1 up to 60/min, more above) or a number"),
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
     ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
     ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
@@ -77,6 +78,7 @@ class Settings:
     api_timeout: float
     requests_per_minute: int
     requests_per_day: int
+    requests_in_flight: int | None  # None: calls_in_flight(requests_per_minute) decides
     bootstrap_servers: str
     topic: str
     group_id: str
@@ -236,6 +238,8 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
         requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
         requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
+        requests_in_flight=None if values["REQUESTS_IN_FLIGHT"].strip().lower() == "auto"
+        else _positive_int("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"]),
         bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),

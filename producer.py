@@ -45,7 +45,8 @@ class PassReport:
     """What one --once pass achieved."""
 
     published: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # symbol (or bulk chunk) -> why
+    failed_symbols: int = 0
     budget_spent: bool = False
     dropped: list[str] = field(default_factory=list)  # symbols unknown to Alpha Vantage, out of the rotation
 
@@ -135,7 +136,7 @@ class Poller:
                     continue
             finished = pool.next_finished(timeout=min(max(wait, 0.01), 1.0))
             if finished is not None:
-                self._handle(finished, rotation, report, once)
+                self.handle(finished, rotation, report, once)
         self._collect_last(pool, rotation, report, once)
         return report
 
@@ -145,9 +146,9 @@ class Poller:
         while pool.in_flight and time.monotonic() < deadline:
             finished = pool.next_finished(timeout=deadline - time.monotonic())
             if finished is not None:
-                self._handle(finished, rotation, report, once)
+                self.handle(finished, rotation, report, once)
 
-    def _handle(self, finished: Finished[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
+    def handle(self, finished: Finished[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
         """One call came back: publish what it brought, or decide what its failure means."""
         target = finished.target
         self.limiter.finish(finished.token, now=finished.ended_at)  # type: ignore[arg-type]
@@ -168,6 +169,7 @@ class Poller:
         symbol = target.symbols[0]
         if isinstance(error, UnknownSymbol) and self._drop_if_unknown_again(symbol, error, rotation):
             report.failed[symbol] = str(error)
+            report.failed_symbols += 1
             report.dropped.append(symbol)
         elif isinstance(error, ApiDailyLimit):
             self.limiter.exhaust_day()
@@ -181,6 +183,7 @@ class Poller:
         else:
             log.error("%s: %s; skipping it this round", target.label, error)
             report.failed[target.label] = str(error)
+            report.failed_symbols += len(target.symbols)
             target.attempts = 0
             rotation.put_back(target)
 
@@ -195,6 +198,7 @@ class Poller:
             error = UnknownSymbol(f"{symbol} is missing from the {REALTIME_BULK_QUOTES} answer")
             if self._drop_if_unknown_again(symbol, error, rotation):
                 report.failed[symbol] = str(error)
+                report.failed_symbols += 1
                 report.dropped.append(symbol)
             else:
                 log.warning("%s: %s", symbol, error)
@@ -268,7 +272,8 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
     install_stop_handlers(stop)
     client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
                                 settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout))
-    limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day)
+    limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day,
+                          in_flight=settings.requests_in_flight)
     seen = NewQuoteFilter()
     held = load_state(settings.state_path, limiter, seen)
     publisher: QuotePublisher | None = None
@@ -332,7 +337,7 @@ def report_outcome(settings: Settings, args: argparse.Namespace, report: PassRep
             log.warning("daily budget of %d API calls is spent; the pass stopped early",
                         settings.requests_per_day)
         if report.failed:
-            print_error("producer", f"{len(report.failed)} of {len(settings.symbols)} symbol(s) failed: "
+            print_error("producer", f"{report.failed_symbols} of {len(settings.symbols)} symbol(s) failed: "
                         + "; ".join(f"{symbol}: {reason}" for symbol, reason in report.failed.items()))
             return ExitCode.FAILURE
     elif report.dropped and len(report.dropped) == len(settings.symbols):

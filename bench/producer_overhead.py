@@ -1,8 +1,8 @@
 """Producer overhead: time per quote spent outside the API call (parse, filter, serialise, send, ack, state).
 
-Runs the real Poller.poll_symbol against a local Alpha Vantage stand-in serving the recorded IBM
-quote (a cent higher each call, so every poll publishes) and a real broker, timing the API call
-itself separately; the overhead is the rest of each poll.
+Runs the real client and Poller.handle (what the poll loop does with each finished call) against a
+local Alpha Vantage stand-in serving the recorded IBM quote (a cent higher each call, so every poll
+publishes) and a real broker, timing the API call itself separately; the overhead is the rest.
 
     python bench/producer_overhead.py                 # 500 polls
 """
@@ -22,11 +22,12 @@ from common import bench_settings, broker, fresh_name
 from alphavantage_standin import AlphaVantageStandIn, changing_global_quotes
 from config import load_settings
 from kafka_client import close_producer, create_producer, ensure_topic
-from producer import Poller
+from producer import PassReport, Poller
 from producer_state import save_state
 from publisher import NewQuoteFilter, QuotePublisher
 from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
+from quotesource.schedule import Finished, Rotation, Target
 
 
 class TimedClient(AlphaVantageClient):
@@ -63,12 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         state_path = Path(workdir) / "state.json"
         poller = Poller(settings, client, publisher, limiter, stop,
                         checkpoint=lambda: save_state(state_path, limiter, seen, publisher.held))
+        rotation, report = Rotation([Target(["IBM"])]), PassReport()
         totals = []
-        for _ in range(args.polls + 10):
+        for polls in range(1, args.polls + 11):
             started = time.perf_counter()
-            published = poller.poll_symbol("IBM")
+            target = rotation.take()
+            assert target is not None
+            call = limiter.record()
+            poller.checkpoint()
+            fetched = client.fetch(target.symbols)
+            poller.handle(Finished(target, call, time.time(), fetched, None), rotation, report, once=False)
             totals.append(time.perf_counter() - started)
-            assert published == 1, published
+            assert report.published == polls, report
         close_producer(producer, 5)
     # The first polls warm up connections; leave them out.
     api = client.api_seconds[10:]

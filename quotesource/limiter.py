@@ -57,12 +57,13 @@ class Call:
 class RateLimiter:
     """Says how long to wait before the next call may go out, given the calls made so far."""
 
-    def __init__(self, per_minute: int, per_day: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, per_minute: int, per_day: int, clock: Callable[[], float] = time.time,
+                 in_flight: int | None = None) -> None:
         self.per_minute = per_minute
         self.per_day = per_day  # 0: no daily limit (premium plans)
         # Premium keys allowing more than 60/min get their calls spread evenly instead.
         self.min_interval = min(BURST_INTERVAL_SECONDS, WINDOW_SECONDS / per_minute)
-        self.max_in_flight = calls_in_flight(per_minute)
+        self.max_in_flight = calls_in_flight(per_minute) if in_flight is None else in_flight
         # One call at a time: the next one is spaced from the previous answer (as the server measures
         # a burst). Several: from the previous start, or the answers' latency would eat the budget.
         self.space_from_answer = self.max_in_flight == 1

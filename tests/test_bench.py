@@ -43,3 +43,11 @@ def test_producer_overhead_reports_a_median(kafka_broker):
     assert "20 polls, each publishing one quote" in out, out
     assert re.search(r"producer overhead per quote .* median [\d,]+ us, p95 [\d,]+ us", out), out
     assert re.search(r"ratio overhead / API call: \d+\.\d\d", out), out
+
+
+def test_producer_quota_reports_the_budget_used_and_the_bulk_refresh(kafka_broker):
+    out = run_bench(kafka_broker, "producer_quota.py", "--seconds", "3", "--rates", "600", "--bulk-symbols", "150")
+    assert re.search(r"ratio calls at 600/min, in flight vs one at a time: \d+\.\d\d", out), out
+    assert re.search(r"\s+600\s+[\d,]+\s+[\d.]+%\s+\d+\s+[\d.]+ms", out), out
+    assert re.search(r"REALTIME_BULK_QUOTES, 150 symbols at 75/min: \d+ calls in 3 s, longest wait between two "
+                     r"refreshes of a symbol [\d.]+ s, producer CPU [\d.]+ ms per call", out), out

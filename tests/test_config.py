@@ -55,6 +55,8 @@ def test_the_api_key_is_not_in_the_settings_repr():
     ("REQUESTS_PER_MINUTE", "0", "REQUESTS_PER_MINUTE: must be at least 1, got 0"),
     ("REQUESTS_PER_DAY", "2.5", "REQUESTS_PER_DAY: '2.5' is not a whole number"),
     ("REQUESTS_PER_DAY", "-1", "REQUESTS_PER_DAY: must be 0 or more, got -1"),
+    ("REQUESTS_IN_FLIGHT", "0", "REQUESTS_IN_FLIGHT: must be at least 1, got 0"),
+    ("REQUESTS_IN_FLIGHT", "many", "REQUESTS_IN_FLIGHT: 'many' is not a whole number"),
     ("ALPHAVANTAGE_TIMEOUT", "-1", "ALPHAVANTAGE_TIMEOUT: must be a positive number of seconds, got -1"),
     ("ALPHAVANTAGE_API_KEY", "  ", "ALPHAVANTAGE_API_KEY: must not be empty"),
     ("ALPHAVANTAGE_BASE_URL", "ftp://example", "ALPHAVANTAGE_BASE_URL: 'ftp://example' is not an http(s) URL"),
@@ -144,3 +146,5 @@ def test_requests_per_day_0_means_no_daily_limit_and_bulk_quotes_are_a_function(
                              env_file=None)
     assert settings.requests_per_day == 0
     assert settings.function == "REALTIME_BULK_QUOTES"
+    assert settings.requests_in_flight is None  # auto
+    assert load_settings(environ={"REQUESTS_IN_FLIGHT": "3"}, env_file=None).requests_in_flight == 3

@@ -109,13 +109,13 @@ def test_slow_answers_keep_several_calls_in_flight_within_the_budget_and_in_orde
             assert producer.poll() is None, log_path.read_text()
             time.sleep(0.05)
         first = standin.request_times[0]
-        time.sleep(10)
+        time.sleep(6)
         producer.send_signal(signal.SIGTERM)
         assert producer.wait(10) == 0, log_path.read_text()
     times = standin.request_times
-    calls_in_10s = sum(1 for moment in times if first <= moment < first + 10)
+    calls_in_6s = sum(1 for moment in times if first <= moment < first + 6)
     # One call at a time made 28% of the budget with 250 ms answers; 10 calls a second is the budget.
-    assert calls_in_10s >= 95, calls_in_10s
+    assert calls_in_6s >= 57, calls_in_6s
     assert max(sum(1 for moment in times if start <= moment < start + 60) for start in times) <= 600
     by_symbol: dict[str, list[float]] = defaultdict(list)
     for request, moment in zip(standin.requests, times, strict=True):
