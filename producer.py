@@ -129,12 +129,15 @@ class Poller:
                 report.budget_spent = True
                 if not pool.in_flight:
                     break
-            elif wait <= 0 and pool.has_room():
-                target = rotation.take()
-                if target is not None:
+            elif pool.has_room() and rotation.has_waiting():
+                if wait <= 0:
+                    target = rotation.take()
+                    assert target is not None
                     self._start(pool, target)
                     continue
-            finished = pool.next_finished(timeout=min(max(wait, 0.01), 1.0))
+            else:
+                wait = 1.0  # nothing may start before a call comes back
+            finished = pool.next_finished(timeout=min(max(wait, 0.001), 1.0))
             if finished is not None:
                 self.handle(finished, rotation, report, once)
         self._collect_last(pool, rotation, report, once)

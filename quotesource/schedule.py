@@ -43,6 +43,10 @@ class Rotation:
         """The next target to call, out of the queue until put back (None: all are in flight or done)."""
         return self._queue.popleft() if self._queue else None
 
+    def has_waiting(self) -> bool:
+        """A target is waiting for its turn (not in flight, not done)."""
+        return bool(self._queue)
+
     def put_back(self, target: Target, retry_first: bool = False) -> None:
         """A call has ended: the target waits for its next turn, or goes first when it must be retried."""
         if target not in self.targets:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from alphavantage_standin import fixture
 from messages import decode_quote, encode_quote
+from publisher import NewQuoteFilter
 from quotesource.alphavantage import ApiNotice, ApiThrottled, BadPayload, parse_global_quote
 from quotesource.bulk import REALTIME_BULK_QUOTES, chunks, parse_bulk_quotes
 
@@ -106,3 +108,13 @@ def test_a_bulk_quote_travels_through_the_message_with_its_extra_fields():
         (REALTIME_BULK_QUOTES, "2024-10-30T23:59:53.814Z", "2024-10-30", "realtime")
     assert (row.previous_close, row.extended_hours_quote, row.extended_hours_change,
             row.extended_hours_change_percent) == (233.67, 230.8, 0.7, 0.30422)
+
+
+def test_a_bulk_quote_is_published_once_and_again_only_with_a_newer_timestamp():
+    [quote] = parse_bulk_quotes(load("realtime_bulk_quotes_live_shape.json"), ["AAPL"], FETCHED).quotes
+    seen = NewQuoteFilter()
+    assert seen.new_quotes([quote]) == [quote]
+    seen.remember([quote])
+    assert seen.new_quotes([quote]) == []  # the same answer polled again
+    newer = replace(quote, ts=quote.ts + timedelta(seconds=2), price=230.2)
+    assert seen.new_quotes([newer]) == [newer]

@@ -94,20 +94,30 @@ def test_a_delayed_global_quote_is_stored_with_its_entitlement(kafka_broker, top
         ("IBM", 121.74, 121.23, "delayed", "2020-05-08")
 
 
+def premium_producer_env(kafka_broker, topic, standin, tmp_path: Path, symbols: int, delay: float,
+                         per_minute: int) -> tuple[list[str], dict[str, str]]:
+    """Symbols whose every answer brings a new quote, each answer `delay` seconds late, no daily limit."""
+    names = [f"S{index:02d}" for index in range(symbols)]
+    for symbol in names:
+        standin.script("GLOBAL_QUOTE", symbol, *changing_global_quotes(200))
+    standin.delay = delay
+    return names, pipeline_env(kafka_broker, topic, standin, tmp_path / "stocks.db", STOCK_SYMBOLS=",".join(names),
+                               REQUESTS_PER_MINUTE=str(per_minute), REQUESTS_PER_DAY="0")
+
+
+def wait_for_calls(standin, producer, count: int, log_path: Path) -> None:
+    while len(standin.requests) < count:
+        assert producer.poll() is None, log_path.read_text()
+        time.sleep(0.01)
+
+
 def test_slow_answers_keep_several_calls_in_flight_within_the_budget_and_in_order(kafka_broker, topic, standin,
                                                                                    tmp_path):
-    symbols = [f"S{index:02d}" for index in range(20)]
-    for symbol in symbols:
-        standin.script("GLOBAL_QUOTE", symbol, *changing_global_quotes(200))
-    standin.delay = 0.25  # about the real API's latency
-    db_path = tmp_path / "stocks.db"
-    env = pipeline_env(kafka_broker, topic, standin, db_path, STOCK_SYMBOLS=",".join(symbols),
-                       REQUESTS_PER_MINUTE="600", REQUESTS_PER_DAY="0")
+    # 250 ms: about the real API's latency
+    symbols, env = premium_producer_env(kafka_broker, topic, standin, tmp_path, symbols=20, delay=0.25, per_minute=600)
     log_path = tmp_path / "producer.log"
     with running(start_script("producer.py", env=env, log_path=log_path)) as producer:
-        while len(standin.requests) < 10:
-            assert producer.poll() is None, log_path.read_text()
-            time.sleep(0.05)
+        wait_for_calls(standin, producer, 10, log_path)
         first = standin.request_times[0]
         time.sleep(6)
         producer.send_signal(signal.SIGTERM)
@@ -126,3 +136,18 @@ def test_slow_answers_keep_several_calls_in_flight_within_the_budget_and_in_orde
         prices = [record.value for record in topic_records(kafka_broker, topic) if record.key == symbol.encode()]
         assert prices == sorted(prices, key=lambda value: value[value.index(b'"ts"'):]) and prices
     assert "Traceback" not in log_path.read_text()
+
+
+def test_sigterm_with_calls_in_flight_stops_within_seconds_and_publishes_what_they_bring(kafka_broker, topic,
+                                                                                         standin, tmp_path):
+    # 1 s answers: every call is still waiting for its answer when the stop comes.
+    _, env = premium_producer_env(kafka_broker, topic, standin, tmp_path, symbols=30, delay=1.0, per_minute=1200)
+    log_path = tmp_path / "producer.log"
+    with running(start_script("producer.py", env=env, log_path=log_path)) as producer:
+        wait_for_calls(standin, producer, 25, log_path)
+        producer.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert producer.wait(15) == 0, log_path.read_text()
+        assert time.monotonic() - stopped < 7
+    # Every call that went out was answered within the grace period, and each answer is in Kafka.
+    assert len(topic_records(kafka_broker, topic)) == len(standin.requests) >= 25
