@@ -105,6 +105,9 @@ class QuotePublisher:
         self.stop = stop
         self.flush_timeout = flush_timeout
         self.held: list[Quote] = []
+        # Held quotes already sent (by id), with their send's outcome: sent again only once that send
+        # has failed, or every deliver() during a slow spell would add another copy.
+        self._in_flight: dict[int, FutureRecordMetadata] = {}
         self._outage = False
 
     def add(self, quotes: list[Quote]) -> None:
@@ -113,10 +116,16 @@ class QuotePublisher:
     def _send_all(self) -> tuple[list[FutureRecordMetadata], KafkaError | None]:
         futures = []
         for quote in self.held:
+            earlier = self._in_flight.get(id(quote))
+            if earlier is not None and (not earlier.is_done or earlier.succeeded()):
+                futures.append(earlier)  # still on its way, or taken since the last look: not again
+                continue
             try:
-                futures.append(self.producer.send(self.topic, key=quote.symbol.encode(), value=encode_quote(quote)))
+                future = self.producer.send(self.topic, key=quote.symbol.encode(), value=encode_quote(quote))
             except KafkaError as exc:  # no metadata or no buffer space within max_block_ms
                 return futures, exc
+            self._in_flight[id(quote)] = future
+            futures.append(future)
         return futures, None
 
     def _wait_for(self, futures: list[FutureRecordMetadata], timeout: float, honour_stop: bool) -> None:
@@ -153,6 +162,10 @@ class QuotePublisher:
                     failure = future.exception
         self.seen.remember(delivered)
         self.held = still_held
+        self._in_flight = {id(quote): self._in_flight[id(quote)] for quote in still_held
+                           if id(quote) in self._in_flight and not self._in_flight[id(quote)].is_done}
+        if still_held and self.stop.is_set() and not final:
+            return False  # stopping, not an outage: the final deliver() waits for these
         if still_held:
             reason = describe(failure) if failure else "no acknowledgement in time"
             if not self._outage:

@@ -81,14 +81,14 @@ def expected_rows(messages: list[tuple[bytes, bytes]]) -> set[tuple]:
 
 
 def test_consumer_killed_at_random_instants_stores_every_message_exactly_once(kafka_broker, topic, standin, tmp_path):
-    messages = project_messages(12_000)
+    messages = project_messages(14_000)
     produce(kafka_broker, topic, messages)
     db_path = tmp_path / "stocks.db"
     env = pipeline_env(kafka_broker, topic, standin, db_path)
     log_path = tmp_path / "consumer.log"
     chance = random.Random(20261124)
     kills = 0
-    for low, high in ((1_000, 3_000), (4_000, 6_000), (7_000, 9_000), (10_000, 11_000)):
+    for low, high in ((1_000, 2_500), (3_500, 5_000), (6_000, 7_500), (8_500, 10_000)):
         target = chance.randint(low, high)
         with running(start_script("consumer.py", env=env, log_path=log_path)) as consumer:
             deadline = time.monotonic() + 90

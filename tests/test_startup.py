@@ -80,7 +80,8 @@ def test_an_unwritable_file_location_is_one_line_and_exit_3(tmp_path, script, se
     ({"ALPHAVANTAGE_API_KEY": ""}, 2, "producer: error: ALPHAVANTAGE_API_KEY: must not be empty"),
     ({"STOCK_SYMBOLS": ""}, 2, "producer: error: STOCK_SYMBOLS: no symbols given"),
     ({"ALPHAVANTAGE_FUNCTION": "CRYPTO"}, 2,
-     "producer: error: ALPHAVANTAGE_FUNCTION: 'CRYPTO' is not one of GLOBAL_QUOTE, TIME_SERIES_INTRADAY"),
+     "producer: error: ALPHAVANTAGE_FUNCTION: 'CRYPTO' is not one of GLOBAL_QUOTE, TIME_SERIES_INTRADAY, "
+     "REALTIME_BULK_QUOTES"),
 ])
 def test_missing_or_invalid_settings_exit_2(settings, status, line):
     result = run_script("producer.py", env=script_env(**settings), timeout=30)
