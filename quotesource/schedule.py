@@ -34,7 +34,7 @@ class Rotation:
     targets: list[Target]
     once: bool = False  # one successful (or given-up) call per target, then done
     _queue: deque[Target] = field(init=False)
-    _done: set[int] = field(init=False, default_factory=set)
+    _done: set[Target] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self._queue = deque(self.targets)
@@ -54,7 +54,7 @@ class Rotation:
         if retry_first:
             self._queue.appendleft(target)
         elif self.once:
-            self._done.add(id(target))
+            self._done.add(target)
         else:
             self._queue.append(target)
 
@@ -68,15 +68,11 @@ class Rotation:
                     if target in self._queue:
                         self._queue.remove(target)
 
-    @property
-    def symbols(self) -> list[str]:
-        return [symbol for target in self.targets for symbol in target.symbols]
-
     def finished(self) -> bool:
         """With `once`: every target had its call. Always: nothing left to poll."""
         if not self.targets:
             return True
-        return self.once and all(id(target) in self._done for target in self.targets)
+        return self.once and all(target in self._done for target in self.targets)
 
 
 @dataclass
