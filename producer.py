@@ -50,6 +50,16 @@ class PassReport:
     budget_spent: bool = False
     dropped: list[str] = field(default_factory=list)  # symbols unknown to Alpha Vantage, out of the rotation
 
+    def fail(self, label: str, reason: str, symbols: int = 1) -> None:
+        """A symbol (or a bulk chunk of `symbols`) that got no quote in this pass."""
+        self.failed[label] = reason
+        self.failed_symbols += symbols
+
+    def drop(self, symbol: str, reason: str) -> None:
+        """A symbol Alpha Vantage does not know, out of the rotation."""
+        self.fail(symbol, reason)
+        self.dropped.append(symbol)
+
 
 class Poller:
     """The poll loop: targets round-robin, as many calls in flight as the budget allows, never over it.
@@ -171,9 +181,7 @@ class Poller:
         target.attempts += 1
         symbol = target.symbols[0]
         if isinstance(error, UnknownSymbol) and self._drop_if_unknown_again(symbol, error, rotation):
-            report.failed[symbol] = str(error)
-            report.failed_symbols += 1
-            report.dropped.append(symbol)
+            report.drop(symbol, str(error))
         elif isinstance(error, ApiDailyLimit):
             self.limiter.exhaust_day()
             log.warning("%s: %s", target.label, error)
@@ -185,8 +193,7 @@ class Poller:
             rotation.put_back(target, retry_first=True)
         else:
             log.error("%s: %s; skipping it this round", target.label, error)
-            report.failed[target.label] = str(error)
-            report.failed_symbols += len(target.symbols)
+            report.fail(target.label, str(error), len(target.symbols))
             target.attempts = 0
             rotation.put_back(target)
 
@@ -197,12 +204,10 @@ class Poller:
                 self.unknown_in_a_row.pop(symbol, None)
         for reason in fetched.skipped:
             log.warning("%s: unusable item in the bulk answer: %s", target.label, reason)
-        for symbol in list(fetched.missing):
+        for symbol in fetched.missing:
             error = UnknownSymbol(f"{symbol} is missing from the {REALTIME_BULK_QUOTES} answer")
             if self._drop_if_unknown_again(symbol, error, rotation):
-                report.failed[symbol] = str(error)
-                report.failed_symbols += 1
-                report.dropped.append(symbol)
+                report.drop(symbol, str(error))
             else:
                 log.warning("%s: %s", symbol, error)
         fresh = self.publisher.seen.new_quotes(fetched.quotes)

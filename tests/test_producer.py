@@ -32,9 +32,10 @@ def test_a_throttle_backs_off_keeps_its_place_and_carries_on(kafka_broker, topic
     result = run_script("producer.py", "--once", env=env)
     assert result.returncode == 0, result.stderr
     assert [request["symbol"] for request in standin.requests] == ["IBM", "IBM", "MSFT"]
-    # 120/min: calls at least 0.5 s apart, and the back-off (one budget slot, 0.5 s) came on top.
-    gaps = [b - a for a, b in zip(standin.request_times, standin.request_times[1:], strict=False)]
-    assert min(gaps) >= 0.5 - 0.01
+    # 120/min: calls start at least 0.5 s apart (the stand-in may see them up to a few ms closer,
+    # each on its own connection), and the back-off (one budget slot, 0.5 s) came on top.
+    gaps = [b - a for a, b in itertools.pairwise(standin.request_times)]
+    assert min(gaps) >= 0.5 - 0.03
     warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
     assert len(warnings) == 1
     assert warnings[0].endswith("IBM: rate limited: Thank you for using Alpha Vantage! Our standard API call "
@@ -84,11 +85,13 @@ def test_an_api_fault_is_logged_and_the_other_symbols_still_flow(kafka_broker, t
     transient = fault in {"http-500", "http-503-html", "http-429", "timeout", "html-200", "truncated", "note",
                           "information"}
     assert standin.calls_for("BAD") == (3 if transient else 1)
-    # 600/min: calls at least 0.1 s apart; a retry also waits out its back-off (0.1 s, then 0.2 s).
+    # 600/min: calls start at least 0.1 s apart; a retry also waits out its back-off (0.1 s, then 0.2 s).
+    # With calls in flight each has its own connection, so the stand-in may see two a little closer.
+    jitter = 0.03
     times = standin.request_times
-    assert all(b - a >= 0.1 - 0.005 for a, b in itertools.pairwise(times)), list(itertools.pairwise(times))
+    assert all(b - a >= 0.1 - jitter for a, b in itertools.pairwise(times)), list(itertools.pairwise(times))
     bad_times = [t for request, t in zip(standin.requests, times, strict=True) if request["symbol"] == "BAD"]
-    assert all(b - a >= 0.1 * 2 ** n - 0.005 for n, (a, b) in enumerate(itertools.pairwise(bad_times)))
+    assert all(b - a >= 0.1 * 2 ** n - jitter for n, (a, b) in enumerate(itertools.pairwise(bad_times)))
 
 
 def test_the_producer_waits_for_a_broker_that_is_not_up_yet(kafka_broker, topic, standin, tmp_path):
