@@ -124,23 +124,14 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(symbols)
 
 
-def _positive_int(name: str, text: str) -> int:
+def _whole_number(name: str, text: str, minimum: int) -> int:
     try:
         value = int(text.strip())
     except ValueError:
         raise ConfigError(name, f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise ConfigError(name, f"must be at least 1, got {value}")
-    return value
-
-
-def _whole_number(name: str, text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ConfigError(name, f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise ConfigError(name, f"must be 0 or more, got {value}")
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}" if minimum else
+                          f"must be 0 or more, got {value}")
     return value
 
 
@@ -236,10 +227,10 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         interval=_choice("ALPHAVANTAGE_INTERVAL", values["ALPHAVANTAGE_INTERVAL"], INTERVALS),
         entitlement=_choice("ALPHAVANTAGE_ENTITLEMENT", values["ALPHAVANTAGE_ENTITLEMENT"], ENTITLEMENTS),
         api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
-        requests_per_minute=_positive_int("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"]),
-        requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"]),
+        requests_per_minute=_whole_number("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"], 1),
+        requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"], 0),
         requests_in_flight=None if values["REQUESTS_IN_FLIGHT"].strip().lower() == "auto"
-        else _positive_int("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"]),
+        else _whole_number("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"], 1),
         bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
