@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import db
 from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule, plain_number
 from messages import AlertRow, QuoteRow, format_time, future_limit
+from quotesource.alphavantage import TIME_SERIES_DAILY
 
 log = logging.getLogger("alerts")
 # A move of exactly the threshold counts, whatever binary floating point makes of 102/100.
@@ -137,7 +138,9 @@ class AlertEngine:
             if state.last is not None and row.ts <= state.last[0]:
                 continue  # already stored (a redelivery), or older than what is: not a move now
             if state.rules:
-                alerts.extend(state.evaluate(row.symbol, row.ts, row.price, fired_at))
+                fired = state.evaluate(row.symbol, row.ts, row.price, fired_at)
+                if row.source != TIME_SERIES_DAILY:  # history sets the scene; a crossing months ago is no news
+                    alerts.extend(fired)
             else:
                 state.last = (row.ts, row.price)
         return alerts

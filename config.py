@@ -17,6 +17,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from alert_rules import Rule, RuleError, parse_rules
+from market.hours import POLL_MODES
 from symbols import SYMBOL_PATTERN
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -24,6 +25,7 @@ FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY", "REALTIME_BULK_QUOTES")
 INTERVALS = ("1min", "5min", "15min", "30min", "60min")
 ENTITLEMENTS = ("", "realtime", "delayed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BACKFILL_MODES = ("auto", "off")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -40,6 +42,9 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("REQUESTS_PER_MINUTE", "5", "API calls allowed in any 60 s window (also spaces calls >= 1 s apart)"),
     ("REQUESTS_PER_DAY", "25", "API calls allowed per UTC day (25 on the free tier; 0: no daily limit)"),
     ("REQUESTS_IN_FLIGHT", "auto", "API calls at once: auto (1 up to 60/min, more above) or a number"),
+    ("POLL_HOURS", "market",
+     "when to call the API: market (NYSE session, then a catch-up pass), extended (04:00-20:00 ET) or always"),
+    ("BACKFILL", "auto", "auto: fetch 100 days of daily closes once for each new symbol; off: only with --backfill"),
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
     ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
     ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
@@ -79,6 +84,8 @@ class Settings:
     requests_per_minute: int
     requests_per_day: int
     requests_in_flight: int | None  # None: calls_in_flight(requests_per_minute) decides
+    poll_hours: str  # market, extended or always (market.hours.POLL_MODES)
+    backfill: str  # auto or off
     bootstrap_servers: str
     topic: str
     group_id: str
@@ -231,6 +238,8 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"], 0),
         requests_in_flight=None if values["REQUESTS_IN_FLIGHT"].strip().lower() == "auto"
         else _whole_number("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"], 1),
+        poll_hours=_choice("POLL_HOURS", values["POLL_HOURS"].lower(), POLL_MODES),
+        backfill=_choice("BACKFILL", values["BACKFILL"].lower(), BACKFILL_MODES),
         bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),

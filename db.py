@@ -13,7 +13,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock_prices (
     id             INTEGER PRIMARY KEY,
     symbol         TEXT    NOT NULL,
-    ts             TEXT    NOT NULL,  -- UTC ISO-8601: the bar's time, or a global quote's fetch time
+    ts             TEXT    NOT NULL,  -- UTC ISO-8601: a bar's time, a global quote's fetch time, a session's close
     price          REAL    NOT NULL,
     open           REAL    NOT NULL,
     high           REAL    NOT NULL,
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS stock_prices (
     change         REAL,
     change_percent REAL,
     trading_day    TEXT,
-    source         TEXT    NOT NULL,  -- GLOBAL_QUOTE, TIME_SERIES_INTRADAY or REALTIME_BULK_QUOTES
+    source         TEXT    NOT NULL,  -- GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES or TIME_SERIES_DAILY
     fetched_at     TEXT    NOT NULL,
     ingested_at    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     entitlement    TEXT,              -- 'realtime' or 'delayed' (premium data); NULL: end-of-day data

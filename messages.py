@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_INTRADAY, Quote
+from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_DAILY, TIME_SERIES_INTRADAY, Quote
 from quotesource.bulk import REALTIME_BULK_QUOTES
 from symbols import SYMBOL_PATTERN
 
 VERSION = 1
-SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES})
+SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES, TIME_SERIES_DAILY})
 # What premium data came with; a message without the field carries end-of-day data.
 ENTITLEMENTS = frozenset({"realtime", "delayed"})
 # Optional numbers a quote may carry beside its price (bulk quotes bring all four, global quotes the first).

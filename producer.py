@@ -11,8 +11,9 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from kafka import KafkaProducer
@@ -20,13 +21,18 @@ from kafka import KafkaProducer
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
 from kafka_client import Stopped, Unreachable, close_producer, create_producer, ensure_topic, retry_until_connected
+from market.calendar import TradingCalendar
+from market.hours import PollingHours
+from market.status import new_york
 from producer_state import StateError, load_state, save_state, state_lock
 from publisher import NewQuoteFilter, QuotePublisher
-from quotesource.alphavantage import ApiDailyLimit, ApiError, ApiUnreachable, UnknownSymbol
+from quotesource.alphavantage import TIME_SERIES_DAILY, ApiDailyLimit, ApiError, ApiUnreachable, UnknownSymbol
 from quotesource.bulk import REALTIME_BULK_QUOTES, chunks
 from quotesource.client import AlphaVantageClient, Fetched
-from quotesource.limiter import Backoff, RateLimiter
-from quotesource.schedule import CallPool, Finished, Rotation, Target
+from quotesource.limiter import Backoff, Call, RateLimiter
+from quotesource.pace import pace_plan
+from quotesource.plan import CallPlan, ScheduleMemory
+from quotesource.schedule import CallPool, Finished, Target
 
 log = logging.getLogger("producer")
 T = TypeVar("T")
@@ -71,8 +77,13 @@ class Poller:
 
     def __init__(self, settings: Settings, client: AlphaVantageClient, publisher: QuotePublisher,
                  limiter: RateLimiter, stop: threading.Event, checkpoint: Callable[[], None] = lambda: None,
-                 kafka_wait: float | None = None) -> None:
+                 kafka_wait: float | None = None, hours: PollingHours | None = None,
+                 memory: ScheduleMemory | None = None, history: Sequence[str] = ()) -> None:
         self.settings = settings
+        self.hours = hours or PollingHours("always")
+        self.memory = memory or ScheduleMemory()
+        self.history = list(history)  # symbols whose daily closes are fetched first (--backfill, BACKFILL=auto)
+        self._closed_notice: datetime | None = None
         self.unknown_in_a_row: dict[str, int] = {}
         self.kafka_wait = kafka_wait  # None: wait for Kafka as long as it takes
         self.checkpoint = checkpoint
@@ -118,6 +129,17 @@ class Poller:
             self._day_notice_given = False
         return max(self.limiter.delay(), self.paused_until - time.monotonic())
 
+    def now(self) -> datetime:
+        """The wall clock the budget and the calendar both go by (the limiter's, injectable in tests)."""
+        return datetime.fromtimestamp(self.limiter.clock(), UTC)
+
+    def _say_when_polling_resumes(self, plan: CallPlan, now: datetime) -> None:
+        """One INFO line per closed period: when the polling hours open again."""
+        resumes = plan.closed_until(now)
+        if resumes is not None and resumes != self._closed_notice:
+            log.info("%s", closed_line(self.hours.mode, resumes))
+        self._closed_notice = resumes
+
     def _start(self, pool: CallPool[Fetched], target: Target) -> None:
         call = self.limiter.record()
         self.checkpoint()  # before the call: a crash during it must still count it
@@ -128,10 +150,15 @@ class Poller:
         report = PassReport()
         if not self._deliver_held():
             return report
-        rotation = Rotation(self.targets(), once=once)
-        pool: CallPool[Fetched] = CallPool(self.limiter.max_in_flight, lambda target: self.client.fetch(target.symbols),
+        plan = CallPlan(self.targets(), [Target([symbol], TIME_SERIES_DAILY) for symbol in self.history],
+                        self.hours, self.limiter, self.memory.last_called, self.now(), once=once)
+        if once and plan.finished():
+            log.info("%s; nothing to fetch until then (every symbol was called after the last closing)",
+                     closed_line(self.hours.mode, plan.closed_until(self.now())))
+        pool: CallPool[Fetched] = CallPool(self.limiter.max_in_flight,
+                                           lambda target: self.client.fetch(target.symbols, target.function),
                                            clock=self.limiter.clock)
-        while not self.stop.is_set() and not (rotation.finished() and not pool.in_flight):
+        while not self.stop.is_set() and not (plan.finished() and not pool.in_flight):
             if self.publisher.held and self.kafka_wait is not None:
                 break  # --once: Kafka did not take them within --kafka-wait; they go to the state file
             wait = self._budget_wait()
@@ -139,39 +166,42 @@ class Poller:
                 report.budget_spent = True
                 if not pool.in_flight:
                     break
-            elif pool.has_room() and rotation.has_waiting():
-                if wait <= 0:
-                    target = rotation.take()
-                    assert target is not None
+            elif pool.has_room():
+                now = self.now()
+                wait = max(wait, plan.wait(now))
+                if wait <= 0 and (target := plan.take(now)) is not None:
                     self._start(pool, target)
                     continue
+                self._say_when_polling_resumes(plan, now)
             else:
                 wait = 1.0  # nothing may start before a call comes back
             finished = pool.next_finished(timeout=min(max(wait, 0.001), 1.0))
             if finished is not None:
-                self.handle(finished, rotation, report, once)
-        self._collect_last(pool, rotation, report, once)
+                self.handle(finished, plan, report, once)
+        self._collect_last(pool, plan, report, once)
         return report
 
-    def _collect_last(self, pool: CallPool[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
+    def _collect_last(self, pool: CallPool[Fetched], plan: CallPlan, report: PassReport, once: bool) -> None:
         """After a stop: publish what the calls in flight bring within a few seconds, so nothing fetched is lost."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while pool.in_flight and time.monotonic() < deadline:
             finished = pool.next_finished(timeout=deadline - time.monotonic())
             if finished is not None:
-                self.handle(finished, rotation, report, once)
+                self.handle(finished, plan, report, once)
 
-    def handle(self, finished: Finished[Fetched], rotation: Rotation, report: PassReport, once: bool) -> None:
+    def handle(self, finished: Finished[Fetched], plan: CallPlan, report: PassReport, once: bool) -> None:
         """One call came back: publish what it brought, or decide what its failure means."""
         target = finished.target
-        self.limiter.finish(finished.token, now=finished.ended_at)  # type: ignore[arg-type]
+        call: Call = finished.token  # type: ignore[assignment]
+        self.limiter.finish(call, now=finished.ended_at)
         error = finished.error
         if error is None:
             assert finished.result is not None
             target.attempts = 0
             self.api_backoff.reset()
-            report.published += self._publish(target, finished.result, rotation, report)
-            rotation.put_back(target)
+            self._called(plan, target, call)
+            report.published += self._publish(target, finished.result, plan, report)
+            plan.put_back(target)
             return
         if not isinstance(error, ApiError):
             raise error
@@ -180,24 +210,34 @@ class Poller:
             self.checkpoint()
         target.attempts += 1
         symbol = target.symbols[0]
-        if isinstance(error, UnknownSymbol) and self._drop_if_unknown_again(symbol, error, rotation):
+        if isinstance(error, UnknownSymbol) and self._drop_if_unknown_again(symbol, error, plan):
             report.drop(symbol, str(error))
         elif isinstance(error, ApiDailyLimit):
             self.limiter.exhaust_day()
             log.warning("%s: %s", target.label, error)
-            rotation.put_back(target, retry_first=True)  # keep our place: it goes first on the next day
+            plan.put_back(target, retry_first=True)  # keep our place: it goes first on the next day
         elif error.transient and not (once and target.attempts >= ONCE_MAX_ATTEMPTS):
             delay = self.api_backoff.next_delay()
             log.warning("%s: %s; trying again in %.3g s", target.label, error, delay)
             self.paused_until = max(self.paused_until, time.monotonic() + delay)
-            rotation.put_back(target, retry_first=True)
+            plan.put_back(target, retry_first=True)
         else:
-            log.error("%s: %s; skipping it this round", target.label, error)
-            report.fail(target.label, str(error), len(target.symbols))
+            self._called(plan, target, call)
+            if target.function:  # history is extra: a symbol without it is still polled, and --once still passes
+                log.error("%s: %s; going on without it", target.label, error)
+            else:
+                log.error("%s: %s; skipping it this round", target.label, error)
+                report.fail(target.label, str(error), len(target.symbols))
             target.attempts = 0
-            rotation.put_back(target)
+            plan.put_back(target)
 
-    def _publish(self, target: Target, fetched: Fetched, rotation: Rotation, report: PassReport) -> int:
+    def _called(self, plan: CallPlan, target: Target, call: Call) -> None:
+        """A call answered, or given up for good: its symbols are up to date, or have had their history."""
+        if target.function == TIME_SERIES_DAILY:
+            self.memory.backfilled.update(target.symbols)
+        plan.called(target, datetime.fromtimestamp(call.started, UTC))
+
+    def _publish(self, target: Target, fetched: Fetched, plan: CallPlan, report: PassReport) -> int:
         """Send a call's new quotes to Kafka (waiting until it takes them); returns how many."""
         for symbol in target.symbols:
             if symbol not in fetched.missing:
@@ -206,7 +246,7 @@ class Poller:
             log.warning("%s: unusable item in the bulk answer: %s", target.label, reason)
         for symbol in fetched.missing:
             error = UnknownSymbol(f"{symbol} is missing from the {REALTIME_BULK_QUOTES} answer")
-            if self._drop_if_unknown_again(symbol, error, rotation):
+            if self._drop_if_unknown_again(symbol, error, plan):
                 report.drop(symbol, str(error))
             else:
                 log.warning("%s: %s", symbol, error)
@@ -220,17 +260,19 @@ class Poller:
             last = fresh[-1]
             detail = f"last {last.price} at {last.ts.strftime('%Y-%m-%d %H:%M:%S UTC')}" if len(target.symbols) == 1 \
                 else f"{len({quote.symbol for quote in fresh})} symbol(s)"
+            if target.function == TIME_SERIES_DAILY:
+                detail = f"daily closes from {fresh[0].trading_day} to {last.trading_day}"
             log.info("%s: published %d new quote(s), %s", target.label, len(fresh), detail)
         else:
             log.info("%s: no new quote since the last poll", target.label)
         return len(fresh)
 
-    def _drop_if_unknown_again(self, symbol: str, outcome: ApiError, rotation: Rotation) -> bool:
+    def _drop_if_unknown_again(self, symbol: str, outcome: ApiError, plan: CallPlan) -> bool:
         """Count an unknown-symbol answer; at the limit the symbol leaves the rotation (True)."""
         self.unknown_in_a_row[symbol] = self.unknown_in_a_row.get(symbol, 0) + 1
         if self.unknown_in_a_row[symbol] < UNKNOWN_SYMBOL_LIMIT:
             return False
-        rotation.drop(symbol)
+        plan.drop(symbol)
         log.error("%s: %s, %d times in a row; no longer polled until restart (check STOCK_SYMBOLS)", symbol, outcome,
                   UNKNOWN_SYMBOL_LIMIT)
         return True
@@ -247,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GLOBAL_QUOTE, TIME_SERIES_INTRADAY or REALTIME_BULK_QUOTES (ALPHAVANTAGE_FUNCTION)")
     parser.add_argument("--interval", dest="ALPHAVANTAGE_INTERVAL", metavar="INTERVAL",
                         help="intraday bar size, 1min ... 60min (ALPHAVANTAGE_INTERVAL)")
-    parser.add_argument("--once", action="store_true", help="one pass over all symbols, then exit")
+    parser.add_argument("--once", action="store_true",
+                        help="one pass over all symbols (outside the polling hours: those the last closing left "
+                             "behind, if any), then exit")
+    parser.add_argument("--backfill", action="store_true",
+                        help="first fetch the last 100 daily closes of every symbol (TIME_SERIES_DAILY), "
+                             "sending only days not sent before")
     parser.add_argument("--kafka-wait", type=float, default=60.0, metavar="SECONDS",
                         help="with --once: how long to wait for an unreachable Kafka before exiting 1, keeping "
                              "what was fetched in the state file (default 60)")
@@ -279,19 +326,28 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
-                                settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout))
+                                settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout),
+                                close_of=lambda day: TradingCalendar.nyse().close_of(day))
     limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day,
                           in_flight=settings.requests_in_flight)
-    seen = NewQuoteFilter()
-    held = load_state(settings.state_path, limiter, seen)
+    seen, memory = NewQuoteFilter(), ScheduleMemory()
+    held = load_state(settings.state_path, limiter, seen, memory)
     publisher: QuotePublisher | None = None
 
     def checkpoint() -> None:
-        save_state(settings.state_path, limiter, seen, publisher.held if publisher else held)
+        save_state(settings.state_path, limiter, seen, publisher.held if publisher else held, memory)
 
     checkpoint()
+    hours = PollingHours(settings.poll_hours)
+    history = [symbol for symbol in settings.symbols
+               if args.backfill or (settings.backfill == "auto" and symbol not in memory.backfilled)]
     log.info("polling %s for %s via %s; %s", settings.function, describe_symbols(settings.symbols), settings.base_url,
              describe_budget(settings, limiter))
+    if not args.once:
+        log.info("%s", describe_pace(hours, datetime.fromtimestamp(limiter.clock(), UTC), settings, limiter))
+    if history:
+        log.info("history first: the last 100 daily closes of %s (%d call(s), TIME_SERIES_DAILY)",
+                 describe_symbols(tuple(history)), len(history))
     kafka_wait = args.kafka_wait if args.once else None
     try:
         producer = connect_kafka(settings, stop, None if kafka_wait is None else time.monotonic() + kafka_wait)
@@ -307,7 +363,8 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
         log.info("sending %d quote(s) that Kafka had not acknowledged before the last exit", len(held))
         publisher.add(held)
     try:
-        report = Poller(settings, client, publisher, limiter, stop, checkpoint, kafka_wait).run(once=args.once)
+        report = Poller(settings, client, publisher, limiter, stop, checkpoint, kafka_wait, hours, memory,
+                        history).run(once=args.once)
     finally:
         publisher.deliver(final=True)
         close_producer(producer, timeout=2)
@@ -330,6 +387,44 @@ def describe_budget(settings: Settings, limiter: RateLimiter) -> str:
         text += (f"; {calls} call(s) of up to 100 symbols per round, each symbol refreshed about every "
                  f"{calls * 60 / settings.requests_per_minute:.3g} s")
     return text
+
+
+def closed_line(mode: str, resumes: datetime | None) -> str:
+    """'market closed; next session opens Mon 2026-11-30 09:30 EST' (or the extended hours' version)."""
+    when = "a date beyond the trading calendar" if resumes is None else new_york(resumes, "%a %Y-%m-%d %H:%M %Z")
+    if mode == "extended":
+        return f"outside the extended hours; polling resumes {when}"
+    return f"market closed; next session opens {when}"
+
+
+def describe_pace(hours: PollingHours, now: datetime, settings: Settings, limiter: RateLimiter) -> str:
+    """The pace in one line: how the day's calls are spread and how often each symbol is refreshed."""
+    targets = len(chunks(list(settings.symbols))) if settings.function == REALTIME_BULK_QUOTES \
+        else len(settings.symbols)
+    fastest = 60 / settings.requests_per_minute
+    if not settings.requests_per_day:
+        where = "around the clock" if hours.mode == "always" else f"during the {hours.mode} hours"
+        return (f"pace: no daily limit, so {settings.requests_per_minute}/min {where}: each symbol refreshed about "
+                f"every {format_seconds(targets * fastest)}")
+    start = hours.advance(now, 0.0, now + timedelta(days=7)) or now
+    plan = pace_plan(hours, start, settings.requests_per_day, limiter.calls_today(start.timestamp()), targets)
+    opening = "" if start == now else f" from {new_york(start, '%a %H:%M %Z')}"
+    kept = f", {plan.reserve} kept for the catch-up pass after the close" if plan.reserve else ""
+    if plan.interval is None:
+        return f"pace{opening}: no call left for the {hours.mode} hours of this UTC day{kept}"
+    interval = max(plan.interval, fastest)
+    return (f"pace{opening}: {plan.calls} call(s) over the {format_seconds(plan.polling_seconds)} of {hours.mode} "
+            f"hours left in this UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about "
+            f"every {format_seconds(interval * targets)}")
+
+
+def format_seconds(seconds: float) -> str:
+    """90 -> '1.5 min', 23400 -> '6.5 h', 0.8 -> '0.8 s'."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
 
 
 def report_outcome(settings: Settings, args: argparse.Namespace, report: PassReport,

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from messages import InvalidMessage, decode_quote, encode_quote, quote_from_row
 from publisher import NewQuoteFilter
 from quotesource.alphavantage import Quote
 from quotesource.limiter import RateLimiter
+from quotesource.plan import ScheduleMemory
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def state_lock(path: Path) -> Iterator[None]:
         handle.close()
 
 
-def load_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter) -> list[Quote]:
+def load_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter,
+               memory: ScheduleMemory | None = None) -> list[Quote]:
     """Restore limiter and filter from `path` and return the quotes still to deliver.
 
     A missing file is a first run. Each part that cannot be trusted is discarded on its own, with
@@ -81,6 +84,11 @@ def load_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter) -> list[Q
         discarded += seen.restore(_part(state, "published"))
     except ValueError as exc:
         discarded.append(f"the record of published quotes ({exc})")
+    if memory is not None and "schedule" in state:  # absent in state files older than the schedule
+        try:
+            discarded += memory.restore(_part(state, "schedule"), datetime.fromtimestamp(limiter.clock(), UTC))
+        except ValueError as exc:
+            discarded.append(f"the call schedule ({exc}), so a catch-up pass may come early")
     held, unreadable = _held_quotes(state.get("held", []))
     if unreadable:
         discarded.append(f"{len(unreadable)} held quote(s) that are not valid ({unreadable[0]})")
@@ -111,10 +119,13 @@ def _held_quotes(messages: object) -> tuple[list[Quote], list[str]]:
     return quotes, reasons
 
 
-def save_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter, held: list[Quote]) -> None:
+def save_state(path: Path, limiter: RateLimiter, seen: NewQuoteFilter, held: list[Quote],
+               memory: ScheduleMemory | None = None) -> None:
     """Write the state atomically (a crash mid-write leaves the previous state intact)."""
     state = {"limiter": limiter.snapshot(), "published": seen.snapshot(),
              "held": [encode_quote(quote).decode() for quote in held]}
+    if memory is not None:
+        state["schedule"] = memory.snapshot()
     temporary = path.with_name(path.name + ".tmp")
     try:
         temporary.write_text(json.dumps(state))

@@ -14,7 +14,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from kafka_client import describe
 from messages import encode_quote
-from quotesource.alphavantage import GLOBAL_QUOTE, Quote
+from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_DAILY, Quote
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ class NewQuoteFilter:
     def __init__(self) -> None:
         self._last_global: dict[str, tuple[object, ...]] = {}
         self._last_bar: dict[str, datetime] = {}
+        self._last_daily: dict[str, datetime] = {}  # history (TIME_SERIES_DAILY) apart: its closes predate the bars
+
+    def _bars(self, quote: Quote) -> dict[str, datetime]:
+        return self._last_daily if quote.source == TIME_SERIES_DAILY else self._last_bar
 
     @staticmethod
     def _global_identity(quote: Quote) -> tuple[object, ...]:
@@ -36,7 +40,7 @@ class NewQuoteFilter:
     def _is_new(self, quote: Quote) -> bool:
         if quote.source == GLOBAL_QUOTE:
             return self._last_global.get(quote.symbol) != self._global_identity(quote)
-        last = self._last_bar.get(quote.symbol)
+        last = self._bars(quote).get(quote.symbol)
         return last is None or quote.ts > last
 
     def new_quotes(self, quotes: list[Quote]) -> list[Quote]:
@@ -46,7 +50,8 @@ class NewQuoteFilter:
     def snapshot(self) -> dict[str, object]:
         """What was published, in JSON-ready form, so a restart does not publish it again."""
         return {"last_global": {symbol: list(identity) for symbol, identity in self._last_global.items()},
-                "last_bar": {symbol: moment.isoformat() for symbol, moment in self._last_bar.items()}}
+                "last_bar": {symbol: moment.isoformat() for symbol, moment in self._last_bar.items()},
+                "last_daily": {symbol: moment.isoformat() for symbol, moment in self._last_daily.items()}}
 
     def restore(self, snapshot: dict[str, object]) -> list[str]:
         """Continue from a snapshot; return what was dropped because it cannot be trusted.
@@ -55,7 +60,8 @@ class NewQuoteFilter:
         every poll); a symbol whose entry is dropped may have its latest quote published once more.
         """
         last_global, last_bar = snapshot.get("last_global", {}), snapshot.get("last_bar", {})
-        if not isinstance(last_global, dict) or not isinstance(last_bar, dict):
+        last_daily = snapshot.get("last_daily", {})
+        if not isinstance(last_global, dict) or not isinstance(last_bar, dict) or not isinstance(last_daily, dict):
             raise ValueError("malformed published-quote snapshot")
         dropped: list[str] = []
         self._last_global = {}
@@ -64,17 +70,8 @@ class NewQuoteFilter:
                 self._last_global[symbol] = tuple(identity)
             else:
                 dropped.append(f"the last published quote of {symbol} ({str(identity)[:40]!r})")
-        self._last_bar = {}
-        for symbol, moment in last_bar.items():
-            try:
-                parsed = datetime.fromisoformat(moment)
-                if parsed.tzinfo is None:
-                    raise ValueError("no time zone")
-                parsed.astimezone(UTC)  # OverflowError at the ends of the calendar
-            except (TypeError, ValueError, OverflowError):
-                dropped.append(f"the last published bar time of {symbol} ({str(moment)[:40]!r})")
-                continue
-            self._last_bar[symbol] = parsed
+        self._last_bar = _bar_times(last_bar, "bar", dropped)
+        self._last_daily = _bar_times(last_daily, "daily close", dropped)
         return dropped
 
     def remember(self, quotes: list[Quote]) -> None:
@@ -85,7 +82,23 @@ class NewQuoteFilter:
             if quote.source == GLOBAL_QUOTE:
                 self._last_global[quote.symbol] = self._global_identity(quote)
             else:
-                self._last_bar[quote.symbol] = quote.ts
+                self._bars(quote)[quote.symbol] = quote.ts
+
+
+def _bar_times(recorded: dict[str, object], what: str, dropped: list[str]) -> dict[str, datetime]:
+    """The recorded times that carry a time zone and convert to UTC; the others are named in `dropped`."""
+    times = {}
+    for symbol, moment in recorded.items():
+        try:
+            parsed = datetime.fromisoformat(moment)  # type: ignore[arg-type]
+            if parsed.tzinfo is None:
+                raise ValueError("no time zone")
+            parsed.astimezone(UTC)  # OverflowError at the ends of the calendar
+        except (TypeError, ValueError, OverflowError):
+            dropped.append(f"the last published {what} time of {symbol} ({str(moment)[:40]!r})")
+            continue
+        times[symbol] = parsed
+    return times
 
 
 class QuotePublisher:

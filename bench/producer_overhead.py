@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import bench_settings, broker, fresh_name
@@ -22,12 +23,14 @@ from common import bench_settings, broker, fresh_name
 from alphavantage_standin import AlphaVantageStandIn, changing_global_quotes
 from config import load_settings
 from kafka_client import close_producer, create_producer, ensure_topic
+from market.hours import PollingHours
 from producer import PassReport, Poller
 from producer_state import save_state
 from publisher import NewQuoteFilter, QuotePublisher
 from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
-from quotesource.schedule import Finished, Rotation, Target
+from quotesource.plan import CallPlan
+from quotesource.schedule import Finished, Target
 
 
 class TimedClient(AlphaVantageClient):
@@ -35,10 +38,10 @@ class TimedClient(AlphaVantageClient):
 
     api_seconds: list[float]
 
-    def fetch_payload(self, symbol: str) -> object:
+    def fetch_payload(self, symbol: str, function: str | None = None) -> object:
         started = time.perf_counter()
         try:
-            return super().fetch_payload(symbol)
+            return super().fetch_payload(symbol, function)
         finally:
             self.api_seconds.append(time.perf_counter() - started)
 
@@ -64,16 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         state_path = Path(workdir) / "state.json"
         poller = Poller(settings, client, publisher, limiter, stop,
                         checkpoint=lambda: save_state(state_path, limiter, seen, publisher.held))
-        rotation, report = Rotation([Target(["IBM"])]), PassReport()
+        plan = CallPlan([Target(["IBM"])], [], PollingHours("always"), limiter, {}, datetime.now(UTC))
+        report = PassReport()
         totals = []
         for polls in range(1, args.polls + 11):
             started = time.perf_counter()
-            target = rotation.take()
+            target = plan.take(datetime.now(UTC))
             assert target is not None
             call = limiter.record()
             poller.checkpoint()
             fetched = client.fetch(target.symbols)
-            poller.handle(Finished(target, call, time.time(), fetched, None), rotation, report, once=False)
+            poller.handle(Finished(target, call, time.time(), fetched, None), plan, report, once=False)
             totals.append(time.perf_counter() - started)
             assert report.published == polls, report
         close_producer(producer, 5)

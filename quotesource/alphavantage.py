@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from redact import redact
 
 GLOBAL_QUOTE = "GLOBAL_QUOTE"
 TIME_SERIES_INTRADAY = "TIME_SERIES_INTRADAY"
+TIME_SERIES_DAILY = "TIME_SERIES_DAILY"
 
 
 @dataclass(frozen=True)
@@ -263,8 +265,8 @@ def eastern_to_utc(naive: str, zone_name: str) -> datetime:
         raise BadPayload(f"timestamp {naive[:40]!r} is out of range") from None
 
 
-def parse_intraday(payload: Any, symbol: str, fetched_at: datetime, entitlement: str = "") -> list[Quote]:
-    """A TIME_SERIES_INTRADAY body as Quotes in time order, oldest first."""
+def _time_series(payload: Any) -> tuple[str, dict[str, Any]]:
+    """The time zone and the series of a TIME_SERIES_* body."""
     check_for_error_body(payload)
     meta = payload.get("Meta Data")
     series_key = next((key for key in payload if key.startswith("Time Series (")), None)
@@ -276,21 +278,45 @@ def parse_intraday(payload: Any, symbol: str, fetched_at: datetime, entitlement:
     series = payload[series_key]
     if not isinstance(series, dict):
         raise BadPayload(f"{series_key!r} is not an object")
-    quotes = []
     for stamp, bar in series.items():
         if not isinstance(bar, dict):
             raise BadPayload(f"bar {stamp[:40]!r} is not an object")
-        quotes.append(Quote(
-            symbol=symbol,
-            ts=eastern_to_utc(stamp, zone_name),
-            price=price_field(bar, "4. close"),
-            open=price_field(bar, "1. open"),
-            high=price_field(bar, "2. high"),
-            low=price_field(bar, "3. low"),
-            volume=volume_field(bar, "5. volume"),
-            source=TIME_SERIES_INTRADAY,
-            fetched_at=fetched_at,
-            entitlement=entitlement or None,
-        ))
+    return zone_name, series
+
+
+def _bar_quote(symbol: str, bar: dict[str, Any], ts: datetime, source: str, fetched_at: datetime,
+               entitlement: str = "", trading_day: str | None = None) -> Quote:
+    return Quote(symbol=symbol, ts=ts, price=price_field(bar, "4. close"), open=price_field(bar, "1. open"),
+                 high=price_field(bar, "2. high"), low=price_field(bar, "3. low"),
+                 volume=volume_field(bar, "5. volume"), source=source, fetched_at=fetched_at,
+                 trading_day=trading_day, entitlement=entitlement or None)
+
+
+def parse_intraday(payload: Any, symbol: str, fetched_at: datetime, entitlement: str = "") -> list[Quote]:
+    """A TIME_SERIES_INTRADAY body as Quotes in time order, oldest first."""
+    zone_name, series = _time_series(payload)
+    quotes = [_bar_quote(symbol, bar, eastern_to_utc(stamp, zone_name), TIME_SERIES_INTRADAY, fetched_at, entitlement)
+              for stamp, bar in series.items()]
+    quotes.sort(key=lambda quote: quote.ts)
+    return quotes
+
+
+def parse_daily(payload: Any, symbol: str, fetched_at: datetime, close_of: Callable[[date], datetime]) -> list[Quote]:
+    """A TIME_SERIES_DAILY body as one Quote per finished session, oldest first: the day's close at the
+    moment the session closed (`close_of`, from the trading calendar). A session still open when the
+    answer came (its bar is partial: "Last Refreshed" then holds a time) is left out."""
+    _, series = _time_series(payload)
+    quotes = []
+    for stamp, bar in series.items():
+        try:
+            day = date.fromisoformat(stamp.strip())
+        except ValueError:
+            raise BadPayload(f"day {stamp[:40]!r} is not a date") from None
+        try:
+            closed = close_of(day)
+        except OverflowError:  # a day at the end of the calendar
+            raise BadPayload(f"day {stamp[:40]!r} is out of range") from None
+        if closed <= fetched_at:
+            quotes.append(_bar_quote(symbol, bar, closed, TIME_SERIES_DAILY, fetched_at, trading_day=day.isoformat()))
     quotes.sort(key=lambda quote: quote.ts)
     return quotes

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
 
+from market.calendar import regular_session
 from quotesource.alphavantage import (
     GLOBAL_QUOTE,
+    TIME_SERIES_DAILY,
     TIME_SERIES_INTRADAY,
     ApiError,
     ApiHttpError,
@@ -22,6 +24,7 @@ from quotesource.alphavantage import (
     ApiUnreachable,
     Quote,
     connection_failure_cause,
+    parse_daily,
     parse_global_quote,
     parse_intraday,
 )
@@ -47,8 +50,10 @@ class AlphaVantageClient:
 
     def __init__(self, api_key: str, base_url: str, function: str = GLOBAL_QUOTE, interval: str = "5min",
                  entitlement: str = "", timeout: tuple[float, float] = (5.0, 20.0),
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 close_of: Callable[[date], datetime] = lambda day: regular_session(day).close) -> None:
         self._api_key = api_key
+        self.close_of = close_of  # when a day's session closed: the time of its TIME_SERIES_DAILY quote
         self.base_url = base_url
         self.function = function
         self.interval = interval
@@ -58,11 +63,13 @@ class AlphaVantageClient:
         if session is not None:
             self._sessions.put(session)
 
-    def _params(self, symbol: str) -> dict[str, str]:
-        params = {"function": self.function, "symbol": symbol, "datatype": "json"}
-        if self.function == TIME_SERIES_INTRADAY:
+    def _params(self, symbol: str, function: str) -> dict[str, str]:
+        params = {"function": function, "symbol": symbol, "datatype": "json"}
+        if function == TIME_SERIES_INTRADAY:
             params |= {"interval": self.interval, "outputsize": "compact"}
-        if self.entitlement:
+        if function == TIME_SERIES_DAILY:
+            params["outputsize"] = "compact"  # the last 100 sessions; "full" is premium now
+        elif self.entitlement:
             params["entitlement"] = self.entitlement
         params["apikey"] = self._api_key
         return params
@@ -81,12 +88,13 @@ class AlphaVantageClient:
         finally:
             self._sessions.put(session)
 
-    def fetch_payload(self, symbol: str) -> Any:
+    def fetch_payload(self, symbol: str, function: str | None = None) -> Any:
         """GET the data for `symbol` (comma-separated for bulk quotes) and return the decoded JSON,
         or raise the matching ApiError."""
+        params = self._params(symbol, function or self.function)
         try:
             with self._session() as session:
-                response = session.get(self.base_url, params=self._params(symbol), timeout=self.timeout)
+                response = session.get(self.base_url, params=params, timeout=self.timeout)
         except requests.ConnectTimeout:  # before Timeout: the request never reached the server
             raise ApiUnreachable(f"{self.base_url}: no connection within {self.timeout[0]:g}s") from None
         except requests.Timeout:
@@ -103,17 +111,21 @@ class AlphaVantageClient:
             start = response.text[:60].replace("\n", " ").strip()
             raise ApiNotJson(self._redact(f"body starts with {start!r}")) from None
 
-    def fetch(self, symbols: list[str]) -> Fetched:
+    def fetch(self, symbols: list[str], function: str | None = None) -> Fetched:
         """One call: the current quote of one symbol (GLOBAL_QUOTE), its recent bars
-        (TIME_SERIES_INTRADAY), or the quotes of up to 100 symbols (REALTIME_BULK_QUOTES)."""
-        payload = self.fetch_payload(",".join(symbols))
+        (TIME_SERIES_INTRADAY), the quotes of up to 100 symbols (REALTIME_BULK_QUOTES), or with
+        `function` TIME_SERIES_DAILY the closes of its last 100 sessions."""
+        function = function or self.function
+        payload = self.fetch_payload(",".join(symbols), function)
         fetched_at = datetime.now(UTC)
         try:
-            if self.function == REALTIME_BULK_QUOTES:
+            if function == REALTIME_BULK_QUOTES:
                 answer = parse_bulk_quotes(payload, symbols, fetched_at, self.entitlement)
                 return Fetched(answer.quotes, answer.missing, answer.skipped)
             [symbol] = symbols
-            if self.function == TIME_SERIES_INTRADAY:
+            if function == TIME_SERIES_DAILY:
+                return Fetched(parse_daily(payload, symbol, fetched_at, self.close_of))
+            if function == TIME_SERIES_INTRADAY:
                 return Fetched(parse_intraday(payload, symbol, fetched_at, self.entitlement))
             return Fetched([parse_global_quote(payload, symbol, fetched_at, self.entitlement)])
         except ApiError as exc:

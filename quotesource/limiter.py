@@ -131,6 +131,10 @@ class RateLimiter:
         now = self.clock() if now is None else now
         self._refused_day = _utc_day(now)
 
+    def last_started(self) -> float | None:
+        """When the latest call started (None: no call in the last window's record)."""
+        return self._calls[-1].started if self._calls else None
+
     def calls_today(self, now: float | None = None) -> int:
         now = self.clock() if now is None else now
         return self._day_count if _utc_day(now) == self._day else 0

@@ -18,13 +18,14 @@ class Target:
     """What one call asks for: one symbol, or a chunk of up to 100 for bulk quotes."""
 
     symbols: list[str]
+    function: str | None = None  # None: the configured function; TIME_SERIES_DAILY for a backfill call
     attempts: int = 0  # failed calls in a row (--once gives up after a few)
 
     @property
     def label(self) -> str:
-        if len(self.symbols) == 1:
-            return self.symbols[0]
-        return f"{self.symbols[0]}..{self.symbols[-1]} ({len(self.symbols)} symbols)"
+        name = self.symbols[0] if len(self.symbols) == 1 \
+            else f"{self.symbols[0]}..{self.symbols[-1]} ({len(self.symbols)} symbols)"
+        return f"{name} history" if self.function else name
 
 
 @dataclass
@@ -39,9 +40,19 @@ class Rotation:
     def __post_init__(self) -> None:
         self._queue = deque(self.targets)
 
-    def take(self) -> Target | None:
-        """The next target to call, out of the queue until put back (None: all are in flight or done)."""
-        return self._queue.popleft() if self._queue else None
+    def take(self, wanted: Callable[[Target], bool] | None = None) -> Target | None:
+        """The next target to call (the first `wanted` one, if given), out of the queue until put back
+        (None: all are in flight or done, or none is wanted)."""
+        if wanted is None:
+            return self._queue.popleft() if self._queue else None
+        target = next((target for target in self._queue if wanted(target)), None)
+        if target is not None:
+            self._queue.remove(target)
+        return target
+
+    def waiting(self) -> list[Target]:
+        """The targets waiting for their turn, in order."""
+        return list(self._queue)
 
     def has_waiting(self) -> bool:
         """A target is waiting for its turn (not in flight, not done)."""

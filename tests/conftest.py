@@ -93,6 +93,8 @@ def standin() -> Iterator[AlphaVantageStandIn]:
 def script_env(**settings: str) -> dict[str, str]:
     """The environment for a script under test: none of the user's own settings, then ours."""
     env = {name: value for name, value in os.environ.items() if name not in DEFAULTS}
+    # Any hour, any day: tests that are about the polling hours or the history set them themselves.
+    env.update({"POLL_HOURS": "always", "BACKFILL": "off"})
     env.update(settings)
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -54,7 +54,7 @@ BAD_MESSAGES = [
      "not JSON we accept: nested more than 1024 levels deep"),
     (bad(ts="9999-12-31T23:00:00-05:00"), "ts is out of range in UTC: '9999-12-31T23:00:00-05:00'"),
     (bad(fetched_at="0001-01-01T00:00:00+05:00"), "fetched_at is out of range in UTC: '0001-01-01T00:00:00+05:00'"),
-    (bad(source={"GLOBAL_QUOTE": 1}), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_INTRADAY']: \"{'GLOBAL_QUOTE': 1}\""),
+    (bad(source={"GLOBAL_QUOTE": 1}), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_DAILY', 'TIME_SERIES_INTRADAY']: \"{'GLOBAL_QUOTE': 1}\""),
 ]
 
 

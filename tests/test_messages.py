@@ -77,7 +77,7 @@ def with_(**changes: object) -> bytes:
     (with_(v=...), "unsupported message version 'None'"),
     (with_(volume=-3), "volume is not a whole non-negative number: '-3'"),
     (with_(volume=1.5), "volume is not a whole non-negative number: '1.5'"),
-    (with_(source="CSV"), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_INTRADAY']: 'CSV'"),
+    (with_(source="CSV"), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_DAILY', 'TIME_SERIES_INTRADAY']: 'CSV'"),
     (with_(symbol="IBM'; DROP TABLE stock_prices;--"), "symbol is not valid: \"IBM'; DROP TABLE stock_prices;--\""),
     (with_(symbol="IBM\x00\n"), "symbol is not valid: 'IBM\\x00\\n'"),
     (with_(trading_day="someday"), "trading_day is not a date: 'someday'"),
@@ -92,7 +92,7 @@ def with_(**changes: object) -> bytes:
      "not JSON we accept: nested more than 1024 levels deep"),
     (with_(ts="9999-12-31T23:00:00-05:00"), "ts is out of range in UTC: '9999-12-31T23:00:00-05:00'"),
     (with_(fetched_at="0001-01-01T00:00:00+05:00"), "fetched_at is out of range in UTC: '0001-01-01T00:00:00+05:00'"),
-    (with_(source=["GLOBAL_QUOTE"]), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_INTRADAY']: \"['GLOBAL_QUOTE']\""),
+    (with_(source=["GLOBAL_QUOTE"]), "source is not one of ['GLOBAL_QUOTE', 'REALTIME_BULK_QUOTES', 'TIME_SERIES_DAILY', 'TIME_SERIES_INTRADAY']: \"['GLOBAL_QUOTE']\""),
     (with_(v={"a": 1}), "unsupported message version \"{'a': 1}\""),
 ])
 def test_each_bad_message_is_refused_with_a_reason_naming_the_problem(raw, reason):

@@ -1,0 +1,1 @@
+"""When the US stock market trades: the NYSE calendar, the polling hours built on it, and its status."""
