@@ -14,6 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import db
+from market.calendar import TradingCalendar
+from market.hours import PollingHours
+from market.status import MarketStatus, market_status
 from messages import AlertRow, format_time
 
 MARKET_ZONE = ZoneInfo("America/New_York")
@@ -36,8 +39,9 @@ class SymbolLine:
     day_low: float
     day_high: float
     recent: tuple[float, ...]  # the last prices, oldest first, for the sparkline
-    age_seconds: float
-    stale: bool
+    data_time: str  # the moment the data is about: a global quote's fetch time, but at most its session's close
+    age_seconds: float  # since data_time
+    stale: bool  # data_time is more than stale_after before the newest moment data can be about
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Board:
     database: str
     lines: tuple[SymbolLine, ...]
     alerts: tuple[AlertRow, ...]
+    market: MarketStatus | None = None  # the regular session's state at as_of
 
 
 def market_day(ts: str, trading_day: str | None) -> tuple[str, str, str]:
@@ -56,25 +61,52 @@ def market_day(ts: str, trading_day: str | None) -> tuple[str, str, str]:
     return day.isoformat(), format_time(start), format_time(end)
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """What a quote's age is measured against: the calendar's closes and the polling hours' live edge."""
+
+    as_of: datetime
+    live_edge: datetime  # as_of while polling is open, else the last closing: nothing newer can exist
+    stale_after: timedelta
+    calendar: TradingCalendar
+
+    def data_time(self, ts: str, trading_day: str | None) -> datetime:
+        """A quote that names its trading day is about that session, and at most about its close."""
+        moment = datetime.fromisoformat(ts)
+        if trading_day is None:
+            return moment
+        return min(moment, self.calendar.close_of(date.fromisoformat(trading_day)))
+
+    def stale(self, data_time: datetime) -> bool:
+        return self.live_edge - data_time > self.stale_after
+
+
 def build_board(connection: sqlite3.Connection, database: str, as_of: datetime, stale_after: timedelta,
-                recent: int = 20, alert_count: int = 5) -> Board:
+                recent: int = 20, alert_count: int = 5, hours: PollingHours | None = None) -> Board:
     """The board as of `as_of`, read in one transaction so that a consumer writing meanwhile cannot
-    tear it; an empty board when there are no quotes (or no tables) yet."""
+    tear it; an empty board when there are no quotes (or no tables) yet.
+
+    Ages follow `hours` (POLL_HOURS; default market): outside them the last closing is as fresh as
+    data gets, so Friday's closing quote is current all weekend and Thursday's is stale."""
+    calendar = TradingCalendar.nyse()
+    hours = hours or PollingHours("market", calendar)
+    freshness = Freshness(as_of, hours.live_edge(as_of), stale_after, calendar)
+    market = market_status(calendar, as_of)
     until = format_time(as_of)
     connection.execute("BEGIN")
     try:
         if not db.has_table(connection, "stock_prices"):
-            return Board(as_of, database, (), ())
-        lines = tuple(_symbol_line(connection, symbol, until, as_of, stale_after, recent)
+            return Board(as_of, database, (), (), market)
+        lines = tuple(_symbol_line(connection, symbol, until, freshness, recent)
                       for symbol in db.symbols_until(connection, until))
         alerts = tuple(db.latest_alerts(connection, until, alert_count))
     finally:
         connection.execute("COMMIT")
-    return Board(as_of, database, lines, alerts)
+    return Board(as_of, database, lines, alerts, market)
 
 
-def _symbol_line(connection: sqlite3.Connection, symbol: str, until: str, as_of: datetime,
-                 stale_after: timedelta, recent: int) -> SymbolLine:
+def _symbol_line(connection: sqlite3.Connection, symbol: str, until: str, freshness: Freshness,
+                 recent: int) -> SymbolLine:
     ts, price, change, trading_day = db.latest_quote(connection, symbol, until)
     day, start, end = market_day(ts, trading_day)
     first, high, low = db.day_range(connection, symbol, day, start, end, until)
@@ -84,19 +116,27 @@ def _symbol_line(connection: sqlite3.Connection, symbol: str, until: str, as_of:
         before = db.last_price_before(connection, symbol, start)
         reference, reference_price = (PREVIOUS_CLOSE, before) if before is not None else (FIRST_OF_DAY, first)
         change = round(price - reference_price, 6)
-    age = (as_of - datetime.fromisoformat(ts)).total_seconds()
+    about = freshness.data_time(ts, trading_day)
     return SymbolLine(symbol=symbol, price=price, ts=ts, change=change,
                       change_percent=round(change / reference_price * 100, 4), reference=reference,
                       reference_price=reference_price, day=day, day_low=low, day_high=high,
-                      recent=tuple(db.last_prices(connection, symbol, until, recent)),
-                      age_seconds=round(age, 3), stale=age > stale_after.total_seconds())
+                      recent=tuple(db.last_prices(connection, symbol, until, recent)), data_time=format_time(about),
+                      age_seconds=round((freshness.as_of - about).total_seconds(), 3), stale=freshness.stale(about))
+
+
+def market_as_json(market: MarketStatus | None) -> dict[str, Any] | None:
+    if market is None:
+        return None
+    return {"open": market.open, "closes_at": market.closes_at and format_time(market.closes_at),
+            "opens_at": market.opens_at and format_time(market.opens_at), "text": market.text()}
 
 
 def board_as_json(board: Board) -> dict[str, Any]:
-    """The board for scripts: the same figures as the table, and the alerts under it."""
+    """The board for scripts: the same figures as the table, the market's state and the alerts under it."""
     return {
         "as_of": format_time(board.as_of),
         "database": board.database,
+        "market": market_as_json(board.market),
         "symbols": [{**asdict(line), "recent": list(line.recent)} for line in board.lines],
         "alerts": [alert._asdict() for alert in board.alerts],
     }

@@ -22,6 +22,9 @@ from board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_t
 from cli import ExitCode, print_error, run_guarded, settings_from_args
 from config import ConfigError, Settings, parse_symbols, settings_epilog
 from durations import parse_duration
+from market.calendar import TradingCalendar
+from market.hours import PollingHours
+from market.status import market_status
 from messages import format_time
 
 log = logging.getLogger("monitor")
@@ -93,7 +96,7 @@ def read_board(path: Path, args: argparse.Namespace) -> Board | None:
     connection = db.open_for_reading(path)
     try:
         as_of = args.at or datetime.now(UTC)
-        return build_board(connection, str(path), as_of, args.stale_after, alert_count=args.alerts)
+        return build_board(connection, str(path), as_of, args.stale_after, alert_count=args.alerts, hours=args.hours)
     except sqlite3.Error as exc:
         raise db.DatabaseError(f"cannot read database {str(path)!r}: {exc}") from None
     finally:
@@ -104,7 +107,7 @@ def print_once(path: Path, args: argparse.Namespace) -> int:
     board = read_board(path, args)
     if args.json:
         as_of = args.at or datetime.now(UTC)
-        shown = board_as_json(board or Board(as_of, str(path), (), ()))
+        shown = board_as_json(board or Board(as_of, str(path), (), (), market_status(TradingCalendar.nyse(), as_of)))
         print(json.dumps(shown, indent=2))
         if not board or not board.lines:
             print(f"monitor: no quotes in {path} yet. {START_HINT}", file=sys.stderr)
@@ -201,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args("monitor", args)
     if settings is None:
         return ExitCode.BAD_CONFIG
+    args.hours = PollingHours(settings.poll_hours)
     if args.symbols:
         try:
             parse_symbols(args.symbols)

@@ -168,11 +168,13 @@ class Poller:
                     break
             elif pool.has_room():
                 now = self.now()
-                wait = max(wait, plan.wait(now))
+                due = plan.wait(now)
+                wait = max(wait, due)
                 if wait <= 0 and (target := plan.take(now)) is not None:
                     self._start(pool, target)
                     continue
-                self._say_when_polling_resumes(plan, now)
+                if due > 0 and not pool.in_flight:  # nothing more to do until the hours open again
+                    self._say_when_polling_resumes(plan, now)
             else:
                 wait = 1.0  # nothing may start before a call comes back
             finished = pool.next_finished(timeout=min(max(wait, 0.001), 1.0))
@@ -411,10 +413,10 @@ def describe_pace(hours: PollingHours, now: datetime, settings: Settings, limite
     opening = "" if start == now else f" from {new_york(start, '%a %H:%M %Z')}"
     kept = f", {plan.reserve} kept for the catch-up pass after the close" if plan.reserve else ""
     if plan.interval is None:
-        return f"pace{opening}: no call left for the {hours.mode} hours of this UTC day{kept}"
+        return f"pace{opening}: no call left for the {hours.mode} hours of the UTC day{kept}"
     interval = max(plan.interval, fastest)
     return (f"pace{opening}: {plan.calls} call(s) over the {format_seconds(plan.polling_seconds)} of {hours.mode} "
-            f"hours left in this UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about "
+            f"hours left in the UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about "
             f"every {format_seconds(interval * targets)}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -93,7 +94,9 @@ def _nyse() -> TradingCalendar:
     import exchange_calendars  # imported here: pandas costs half a second, only paid when a calendar is needed
 
     end = date.today() + timedelta(days=365 * YEARS_AHEAD)
-    calendar = exchange_calendars.get_calendar("XNYS", start=FIRST_DAY.isoformat(), end=end.isoformat())
+    with warnings.catch_warnings():  # exchange_calendars 4.13 uses a pandas API that pandas 3.1 deprecates
+        warnings.simplefilter("ignore", DeprecationWarning)
+        calendar = exchange_calendars.get_calendar("XNYS", start=FIRST_DAY.isoformat(), end=end.isoformat())
     return TradingCalendar([
         Session(day.date(), opened.to_pydatetime().replace(tzinfo=UTC), closed.to_pydatetime().replace(tzinfo=UTC))
         for day, opened, closed in zip(calendar.sessions, calendar.opens, calendar.closes, strict=True)])

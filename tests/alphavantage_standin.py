@@ -84,6 +84,11 @@ class AlphaVantageStandIn:
         self.script("TIME_SERIES_INTRADAY", "MSFT", recorded("intraday_1min_MSFT_compact.json"))
         self.script("TIME_SERIES_INTRADAY", "IBM", recorded("intraday_5min_IBM_trimmed.json"))
 
+    def script_recorded_daily(self) -> None:
+        """MSFT's 100 recorded daily closes (compact) and IBM's 2 (the newest taken during its session)."""
+        self.script("TIME_SERIES_DAILY", "MSFT", recorded("daily_MSFT_compact.json"))
+        self.script("TIME_SERIES_DAILY", "IBM", recorded("daily_IBM_trimmed.json"))
+
     def calls_for(self, symbol: str) -> int:
         return sum(1 for request in self.requests if request.get("symbol") == symbol)
 
@@ -94,8 +99,9 @@ class AlphaVantageStandIn:
                 known = [name for name in symbol.split(",")[:100] if name and name not in self.bulk_unknown]
                 return Answer(bulk_answer(known, datetime.now().astimezone(), next(self._bulk_sequence)))
             if not answers:
-                return recorded("global_quote_unknown_symbol.json") if function == "GLOBAL_QUOTE" \
-                    else recorded("error_invalid_symbol_intraday.json")
+                unknown = {"GLOBAL_QUOTE": "global_quote_unknown_symbol.json",
+                           "TIME_SERIES_DAILY": "error_invalid_symbol_daily.json"}
+                return recorded(unknown.get(function, "error_invalid_symbol_intraday.json"))
             return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -61,7 +61,7 @@ def monitor(*args: str, tz: str = "America/New_York", **settings: str) -> subpro
 
 
 EXPECTED_TABLE = """\
-stockmon  as of 2026-11-24 10:30:00 EST  {db}
+stockmon  as of 2026-11-24 10:30:00 EST  market open, closes 16:00 EST  {db}
 
 SYMBOL         LAST      CHANGE     CHG%     DAY LOW   DAY HIGH  TREND     AGE
 IBM          121.74 ▲     +0.51   +0.42%      121.06     122.80  ▄         30m stale
@@ -85,7 +85,8 @@ def test_once_prints_the_exact_table_as_plain_text_into_a_pipe(seeded):
 
 def test_times_are_shown_in_the_users_time_zone(seeded):
     result = monitor("--once", "--at", AT, "--db", str(seeded), tz="Europe/Berlin")
-    assert result.stdout.splitlines()[0] == f"stockmon  as of 2026-11-24 16:30:00 CET  {seeded}"
+    assert result.stdout.splitlines()[0] == \
+        f"stockmon  as of 2026-11-24 16:30:00 CET  market open, closes 16:00 EST  {seeded}"
     assert "  11-24 15:40 CET  MSFT ▼ -1.46%" in result.stdout
 
 
@@ -95,18 +96,21 @@ def test_json_gives_scripts_the_same_figures(seeded):
     board = json.loads(result.stdout)
     assert board["as_of"] == "2026-11-24T15:30:00.000Z"
     assert board["database"] == str(seeded)
+    assert board["market"] == {"open": True, "closes_at": "2026-11-24T21:00:00.000Z", "opens_at": None,
+                               "text": "market open, closes 16:00 EST"}
     assert board["symbols"] == [
         {"symbol": "IBM", "price": 121.74, "ts": "2026-11-24T15:00:00.000Z", "change": 0.51,
          "change_percent": 0.4207, "reference": "previous close", "reference_price": 121.23, "day": "2026-11-24",
-         "day_low": 121.06, "day_high": 122.8, "recent": [121.74], "age_seconds": 1800.0, "stale": True},
+         "day_low": 121.06, "day_high": 122.8, "recent": [121.74], "data_time": "2026-11-24T15:00:00.000Z",
+         "age_seconds": 1800.0, "stale": True},
         {"symbol": "MSFT", "price": 399.1, "ts": "2026-11-24T14:40:00.000Z", "change": -10.9,
          "change_percent": -2.6585, "reference": "previous close", "reference_price": 410.0, "day": "2026-11-24",
-         "day_low": 398.75, "day_high": 406.0, "recent": [410.0, 405.0, 402.5, 399.1], "age_seconds": 3000.0,
-         "stale": True},
+         "day_low": 398.75, "day_high": 406.0, "recent": [410.0, 405.0, 402.5, 399.1],
+         "data_time": "2026-11-24T14:40:00.000Z", "age_seconds": 3000.0, "stale": True},
         {"symbol": "TSLA", "price": 212.4, "ts": "2026-11-24T15:20:00.000Z", "change": 0.0,
          "change_percent": 0.0, "reference": "first quote of the day", "reference_price": 212.4,
-         "day": "2026-11-24", "day_low": 211.5, "day_high": 212.9, "recent": [212.4], "age_seconds": 600.0,
-         "stale": False},
+         "day": "2026-11-24", "day_low": 211.5, "day_high": 212.9, "recent": [212.4],
+         "data_time": "2026-11-24T15:20:00.000Z", "age_seconds": 600.0, "stale": False},
     ]
     assert board["alerts"] == [ALERTS[1]._asdict()]
 
@@ -127,11 +131,14 @@ def test_an_empty_or_missing_database_says_what_to_start(tmp_path):
     db.connect(empty).close()
     result = monitor("--once", "--at", AT, DB_PATH=str(empty))
     assert result.returncode == 0
-    assert result.stdout == (f"stockmon  as of 2026-11-24 10:30:00 EST  {empty}\n\nNo quotes in {empty} yet.\n"
+    assert result.stdout == (f"stockmon  as of 2026-11-24 10:30:00 EST  market open, closes 16:00 EST  {empty}\n\n"
+                             f"No quotes in {empty} yet.\n"
                              f"{hint}\n")
     result = monitor("--json", "--at", AT, DB_PATH=str(empty))
-    assert json.loads(result.stdout) == {"as_of": "2026-11-24T15:30:00.000Z", "database": str(empty),
-                                         "symbols": [], "alerts": []}
+    assert json.loads(result.stdout) == {
+        "as_of": "2026-11-24T15:30:00.000Z", "database": str(empty), "symbols": [], "alerts": [],
+        "market": {"open": True, "closes_at": "2026-11-24T21:00:00.000Z", "opens_at": None,
+                   "text": "market open, closes 16:00 EST"}}
     assert result.stderr == f"monitor: no quotes in {empty} yet. {hint}\n"
 
 
@@ -310,3 +317,60 @@ def test_the_live_view_waits_for_a_database_that_does_not_exist_yet(tmp_path, te
     finally:
         if process.poll() is None:
             process.kill()
+
+
+WEEKEND_QUOTES = [
+    # Friday's closing quote, fetched after the 13:00 EST early close: the latest there is all weekend.
+    QuoteRow("IBM", "2026-11-27T18:06:00.000Z", 121.74, 122.67, 122.8, 121.06, 1000, 0.51, 0.4207, "2026-11-27",
+             "GLOBAL_QUOTE", "2026-11-27T18:06:00.000Z"),
+    # Fetched 28 s before --at, but about Wednesday's session: stale, and as old as Wednesday's close.
+    QuoteRow("MSFT", "2026-11-29T11:59:32.000Z", 410.0, 409.0, 411.0, 408.0, 1000, -0.66, -0.1607, "2026-11-25",
+             "GLOBAL_QUOTE", "2026-11-29T11:59:32.000Z"),
+    # Bars 20 and 5 minutes before Friday's close.
+    quote("TSLA", "2026-11-27T17:40:00.000Z", 212.4, 212.9, 211.5),
+    quote("AAPL", "2026-11-27T17:55:00.000Z", 190.0, 190.5, 189.5),
+]
+
+
+@pytest.fixture
+def weekend(tmp_path: Path) -> Path:
+    path = tmp_path / "weekend.db"
+    connection = db.connect(path)
+    db.save_batch(connection, WEEKEND_QUOTES, [], [])
+    connection.close()
+    return path
+
+
+def ages(path: Path, at: str, **settings: str) -> tuple[dict, dict[str, tuple[str, float, bool]]]:
+    result = monitor("--json", "--at", at, DB_PATH=str(path), **settings)
+    assert result.returncode == 0, result.stderr
+    board = json.loads(result.stdout)
+    return board["market"], {line["symbol"]: (line["data_time"], line["age_seconds"], line["stale"])
+                             for line in board["symbols"]}
+
+
+def test_on_a_sunday_the_last_session_is_current_and_an_older_one_is_stale(weekend):
+    market, lines = ages(weekend, "2026-11-29T12:00:00+00:00", POLL_HOURS="market")
+    assert market == {"open": False, "closes_at": None, "opens_at": "2026-11-30T14:30:00.000Z",
+                      "text": "market closed, opens Mon 09:30 EST"}
+    assert lines == {
+        "AAPL": ("2026-11-27T17:55:00.000Z", 151_500.0, False),
+        "IBM": ("2026-11-27T18:00:00.000Z", 151_200.0, False),  # its session's close, not its fetch time
+        "MSFT": ("2026-11-25T21:00:00.000Z", 313_200.0, True),
+        "TSLA": ("2026-11-27T17:40:00.000Z", 152_400.0, True),  # 20 minutes before the close
+    }
+    table = monitor("--once", "--at", "2026-11-29T12:00:00+00:00", DB_PATH=str(weekend), POLL_HOURS="market").stdout
+    assert table.splitlines()[0].endswith("market closed, opens Mon 09:30 EST  " + str(weekend))
+    assert "MSFT         410.00 ▼     -0.66   -0.16%      408.00     411.00  ▄          3d stale" in table
+
+
+def test_once_the_market_opens_the_weekend_quotes_are_all_stale(weekend):
+    market, lines = ages(weekend, "2026-11-30T15:00:00+00:00", POLL_HOURS="market")
+    assert market["text"] == "market open, closes 16:00 EST"
+    assert all(stale for _, _, stale in lines.values())
+
+
+def test_with_polling_around_the_clock_age_alone_decides(weekend):
+    _, lines = ages(weekend, "2026-11-27T18:10:00+00:00", POLL_HOURS="always")
+    assert {symbol: stale for symbol, (_, _, stale) in lines.items()} == {
+        "AAPL": False, "IBM": False, "MSFT": True, "TSLA": True}
