@@ -10,6 +10,7 @@ import pytest
 from alphavantage_standin import Answer, fixture, recorded
 from conftest import TEST_API_KEY
 from local_kafka import free_port
+from market.calendar import TradingCalendar
 from quotesource.alphavantage import (
     ApiCallError,
     ApiDailyLimit,
@@ -24,6 +25,7 @@ from quotesource.alphavantage import (
     BadPayload,
     UnknownSymbol,
     eastern_to_utc,
+    parse_daily,
     parse_global_quote,
     parse_intraday,
 )
@@ -207,6 +209,10 @@ def test_the_client_sends_function_symbol_interval_and_entitlement(standin):
     assert standin.requests == [{"function": "TIME_SERIES_INTRADAY", "symbol": "IBM", "datatype": "json",
                                  "interval": "5min", "outputsize": "compact", "entitlement": "delayed",
                                  "apikey": TEST_API_KEY}]
+    standin.script("TIME_SERIES_DAILY", "IBM", recorded("daily_IBM_trimmed.json"))
+    assert len(client.fetch(["IBM"], "TIME_SERIES_DAILY").quotes) == 2
+    assert standin.requests[1] == {"function": "TIME_SERIES_DAILY", "symbol": "IBM", "datatype": "json",
+                                   "outputsize": "compact", "apikey": TEST_API_KEY}
 
 
 @pytest.mark.parametrize(("zone", "stamp", "message"), [
@@ -247,3 +253,43 @@ def test_a_request_that_fails_on_the_way_is_transient_and_retried():
     assert str(caught.value) == f"request failed: {url}: TooManyRedirects"
     assert caught.value.transient and not isinstance(caught.value, ApiUnreachable)
     assert TEST_API_KEY not in repr(caught.value)
+
+
+def daily_closes(days: list[str], fetched_at: datetime) -> list[tuple[str, str, float]]:
+    """IBM's two recorded daily bars, re-dated to `days`, parsed as of `fetched_at`."""
+    payload = load("daily_IBM_trimmed.json")
+    bars = list(payload["Time Series (Daily)"].values())
+    payload["Time Series (Daily)"] = dict(zip(days, bars, strict=True))
+    closes = parse_daily(payload, "IBM", fetched_at, TradingCalendar.nyse().close_of)
+    return [(close.trading_day, close.ts.isoformat(), close.price) for close in closes]
+
+
+def test_daily_closes_are_stamped_when_their_session_closed_early_closes_included():
+    assert daily_closes(["2026-11-27", "2026-11-25"], datetime(2026, 11, 28, 12, tzinfo=UTC)) == [
+        ("2026-11-25", "2026-11-25T21:00:00+00:00", 121.23),  # 16:00 EST
+        ("2026-11-27", "2026-11-27T18:00:00+00:00", 121.79),  # the day after Thanksgiving: 13:00 EST
+    ]
+    # A day the calendar does not hold (a holiday here) gets 16:00 New York.
+    assert daily_closes(["2026-11-26", "2026-07-03"], datetime(2026, 11, 28, 12, tzinfo=UTC))[1][:2] == \
+        ("2026-11-26", "2026-11-26T21:00:00+00:00")
+
+
+def test_a_session_still_open_when_the_answer_came_is_left_out():
+    # The recorded answer was taken at 14:07 on 2020-05-08 ("Last Refreshed"): that day's bar is partial.
+    payload = load("daily_IBM_trimmed.json")
+    during = parse_daily(payload, "IBM", datetime(2020, 5, 8, 18, 7, 3, tzinfo=UTC), TradingCalendar.nyse().close_of)
+    assert [close.trading_day for close in during] == ["2020-05-07"]
+    after = parse_daily(payload, "IBM", datetime(2020, 5, 8, 20, 0, tzinfo=UTC), TradingCalendar.nyse().close_of)
+    assert [close.trading_day for close in after] == ["2020-05-07", "2020-05-08"]
+    assert all(close.source == "TIME_SERIES_DAILY" for close in after)
+
+
+def test_a_daily_answer_with_a_bad_day_or_an_error_body_is_an_api_error():
+    payload = load("daily_IBM_trimmed.json")
+    payload["Time Series (Daily)"] = {"last friday": payload["Time Series (Daily)"]["2020-05-08"]}
+    with pytest.raises(BadPayload, match="day 'last friday' is not a date"):
+        parse_daily(payload, "IBM", FETCHED, TradingCalendar.nyse().close_of)
+    with pytest.raises(ApiCallError):
+        parse_daily(load("error_invalid_symbol_daily.json"), "IBM", FETCHED, TradingCalendar.nyse().close_of)
+    with pytest.raises(ApiNotice):
+        parse_daily(load("information_outputsize_full_premium.json"), "IBM", FETCHED, TradingCalendar.nyse().close_of)

@@ -62,6 +62,8 @@ def test_the_api_key_is_not_in_the_settings_repr():
     ("ALPHAVANTAGE_BASE_URL", "ftp://example", "ALPHAVANTAGE_BASE_URL: 'ftp://example' is not an http(s) URL"),
     ("KAFKA_TOPIC", "stock prices", "KAFKA_TOPIC: 'stock prices' is not a valid topic name (letters, digits, '.', '_', '-')"),
     ("LOG_LEVEL", "LOUD", "LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
+    ("POLL_HOURS", "weekdays", "POLL_HOURS: 'weekdays' is not one of market, extended, always"),
+    ("BACKFILL", "yes", "BACKFILL: 'yes' is not one of auto, off"),
     ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "KAFKA_SASL_MECHANISM: must be set when KAFKA_SECURITY_PROTOCOL is SASL_SSL"),
 ])
 def test_a_bad_value_names_the_setting_and_the_problem(variable, value, message):

@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 import db
 from alert_rules import RuleError, parse_rules
 from config import DEFAULTS, ConfigError, load_settings
+from market.calendar import TradingCalendar
 from messages import CANONICAL_TIME, InvalidMessage, check_not_future, decode_quote, future_limit
-from quotesource.alphavantage import ApiError, parse_global_quote, parse_intraday
+from quotesource.alphavantage import ApiError, parse_daily, parse_global_quote, parse_intraday
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+CALENDAR = TradingCalendar.nyse()
 FIELDS = ["v", "symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
           "source", "fetched_at"]
 # Scalars that reach the edges: huge and tiny numbers, times near year 1 and 9999, odd text.
@@ -121,12 +123,28 @@ def test_any_intraday_body_parses_or_raises_an_api_error(payload):
     assert all(bar.ts.tzinfo is not None for bar in bars)
 
 
+@given(ANY_JSON | st.fixed_dictionaries({
+    "Meta Data": st.fixed_dictionaries({"5. Time Zone": st.just("US/Eastern")}),
+    "Time Series (Daily)": st.dictionaries(st.text(max_size=12) | st.sampled_from(["2020-05-08", "9999-12-31"]),
+                                           st.dictionaries(st.sampled_from(BAR_KEYS), ANY_JSON), max_size=3)}))
+def test_any_daily_body_parses_or_raises_an_api_error(payload):
+    try:
+        closes = parse_daily(payload, "IBM", NOW, CALENDAR.close_of)
+    except ApiError:
+        return
+    assert all(close.ts <= NOW and close.trading_day for close in closes)
+
+
 STATE_PARTS = st.fixed_dictionaries({}, optional={
     "limiter": st.fixed_dictionaries({}, optional={"recent": st.lists(EDGE_SCALARS, max_size=4) | ANY_JSON,
                                                    "day": EDGE_SCALARS, "day_count": EDGE_SCALARS}) | ANY_JSON,
     "published": st.fixed_dictionaries({}, optional={
         "last_global": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), ANY_JSON),
-        "last_bar": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), EDGE_SCALARS)}) | ANY_JSON,
+        "last_bar": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), EDGE_SCALARS),
+        "last_daily": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), EDGE_SCALARS)}) | ANY_JSON,
+    "schedule": st.fixed_dictionaries({}, optional={
+        "last_called": st.dictionaries(st.sampled_from(["IBM", "MSFT"]), EDGE_SCALARS) | ANY_JSON,
+        "backfilled": st.lists(EDGE_SCALARS, max_size=3) | ANY_JSON}) | ANY_JSON,
     "held": st.lists(st.builds(as_bytes, st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES)).map(
         lambda raw: raw.decode("utf-8", "replace")) | ANY_JSON, max_size=3) | ANY_JSON,
 })
@@ -136,20 +154,27 @@ STATE_PARTS = st.fixed_dictionaries({}, optional={
 def test_any_state_file_is_loaded_or_discarded_and_the_producer_carries_on(tmp_path_factory, state):
     """Whatever a state file holds, loading it never raises, and the producer's next steps work on what was
     kept: asking the limiter, filtering a fresh quote and a fresh bar, writing the state back."""
+    from market.hours import PollingHours
     from producer_state import load_state, save_state
     from publisher import NewQuoteFilter
     from quotesource.alphavantage import Quote
     from quotesource.limiter import RateLimiter
+    from quotesource.plan import CallPlan, ScheduleMemory
+    from quotesource.schedule import Target
 
     path = tmp_path_factory.mktemp("state") / "producer_state.json"
     path.write_text(json.dumps(state, allow_nan=True), errors="surrogatepass")
-    limiter, seen = RateLimiter(5, 25, clock=lambda: NOW.timestamp()), NewQuoteFilter()
-    held = load_state(path, limiter, seen)
+    limiter, seen, memory = RateLimiter(5, 25, clock=lambda: NOW.timestamp()), NewQuoteFilter(), ScheduleMemory()
+    held = load_state(path, limiter, seen, memory)
     assert 0 <= limiter.delay() <= 86_400
+    assert all(moment <= NOW for moment in memory.last_called.values())
+    plan = CallPlan([Target(["IBM"])], [], PollingHours("market"), limiter, memory.last_called, NOW)
+    assert 0 <= plan.wait(NOW) <= 3600
     fresh = [Quote("IBM", NOW, 1.0, 1.0, 1.0, 1.0, 1, "GLOBAL_QUOTE", NOW, trading_day="2026-11-27"),
-             Quote("MSFT", NOW, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_INTRADAY", NOW)]
+             Quote("MSFT", NOW, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_INTRADAY", NOW),
+             Quote("MSFT", NOW, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_DAILY", NOW, trading_day="2026-11-27")]
     seen.remember(seen.new_quotes(fresh))
-    save_state(path, limiter, seen, held)
+    save_state(path, limiter, seen, held, memory)
 
 
 @given(st.binary(max_size=200) | st.lists(st.sampled_from(sorted(DEFAULTS)) | st.text(max_size=10), max_size=4).map(

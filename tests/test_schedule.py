@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from config import Settings, load_settings
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
-from producer import closed_line
+from producer import closed_line, describe_pace
+from publisher import NewQuoteFilter
+from quotesource.alphavantage import Quote
 from quotesource.limiter import RateLimiter
 from quotesource.pace import CATCH_UP_DELAY, catch_up_closing, needs_catch_up, next_paced_call, pace_plan
-from quotesource.plan import CallPlan
+from quotesource.plan import CallPlan, ScheduleMemory
 from quotesource.schedule import Target
 
 CALENDAR = TradingCalendar.nyse()
@@ -232,3 +236,46 @@ def test_with_no_daily_limit_only_the_per_minute_budget_paces_and_only_inside_th
     assert len(inside) == len(calls) - 10
     # One call at a time, each 0.8 s (60/75) after the previous answer, which takes 0.1 s: 3.5 h of that.
     assert len(inside) == pytest.approx(3.5 * 3600 / 0.9, abs=2)
+
+
+def test_daily_closes_are_remembered_apart_from_intraday_bars():
+    day = datetime(2026, 11, 27, 18, tzinfo=UTC)
+    bar = Quote("IBM", day + timedelta(hours=2), 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_INTRADAY", day)
+    close = Quote("IBM", day, 1.0, 1.0, 1.0, 1.0, 1, "TIME_SERIES_DAILY", day, trading_day="2026-11-27")
+    seen = NewQuoteFilter()
+    seen.remember([bar])
+    assert seen.new_quotes([close]) == [close]  # an older moment, but the first close: history is not a bar
+    seen.remember([close])
+    restored = NewQuoteFilter()
+    restored.restore(json.loads(json.dumps(seen.snapshot())))
+    assert restored.new_quotes([close, bar]) == []
+
+
+def test_the_schedule_memory_survives_a_restart_and_distrusts_the_future():
+    now = utc("2026-11-28 12:00")
+    memory = ScheduleMemory({"IBM": utc("2026-11-27 18:06")}, {"IBM"})
+    again = ScheduleMemory()
+    assert again.restore(json.loads(json.dumps(memory.snapshot())), now) == []
+    assert again == memory
+    dropped = again.restore({"last_called": {"IBM": 4e9, "MSFT": "yesterday", "AAPL": 1e300}, "backfilled": [1]},
+                            now)
+    assert again.last_called == {"IBM": now}  # a call in the future counts as made now
+    assert len(dropped) == 2 and again.backfilled == set()
+
+
+def pace_settings(**values: str) -> Settings:
+    return load_settings({"STOCK_SYMBOLS": "IBM,MSFT,AAPL,TSLA,NVDA", **values}, environ={}, env_file=None)
+
+
+def test_the_pace_line_says_how_often_each_symbol_is_refreshed():
+    saturday = utc("2026-11-28 12:00")
+    limiter = RateLimiter(5, 25, clock=lambda: saturday.timestamp())
+    assert describe_pace(MARKET, saturday, pace_settings(), limiter) == (
+        "pace from Mon 09:30 EST: 20 call(s) over the 6.5 h of market hours left in the UTC day, 5 kept for the "
+        "catch-up pass after the close: one every 19.5 min, each symbol refreshed about every 1.62 h")
+    monday = utc("2026-11-30 14:30")
+    assert describe_pace(ALWAYS, monday, pace_settings(STOCK_SYMBOLS="IBM"), limiter).startswith(
+        "pace: 25 call(s) over the 9.5 h of always hours left in the UTC day: one every 22.8 min")
+    premium = pace_settings(REQUESTS_PER_MINUTE="75", REQUESTS_PER_DAY="0")
+    assert describe_pace(MARKET, monday, premium, RateLimiter(75, 0)) == (
+        "pace: no daily limit, so 75/min during the market hours: each symbol refreshed about every 4 s")
