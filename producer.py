@@ -123,7 +123,9 @@ class Poller:
             if not self._day_notice_given:
                 spent = f"daily budget of {self.settings.requests_per_day} API calls is spent" \
                     if self.settings.requests_per_day else "Alpha Vantage says today's allowance is spent"
-                log.warning("%s; waiting %.1f h for the next UTC day", spent, self.limiter.delay() / 3600)
+                # Spent by the time the polling hours close is the even pace's plan; while they are open, a shortfall.
+                level = logging.WARNING if self.hours.window_at(self.now()) else logging.INFO
+                log.log(level, "%s; waiting %.1f h for the next UTC day", spent, self.limiter.delay() / 3600)
                 self._day_notice_given = True
         else:
             self._day_notice_given = False
