@@ -51,6 +51,7 @@ def run_producer(servers: str, standin: AlphaVantageStandIn, workdir: Path, seco
     topic = fresh_name("quota")
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "KAFKA_TOPIC": topic, "ALPHAVANTAGE_BASE_URL": standin.url,
            "ALPHAVANTAGE_API_KEY": "BENCHKEY12345678", "REQUESTS_PER_DAY": "0", "LOG_LEVEL": "WARNING",
+           "POLL_HOURS": "always", "BACKFILL": "off",  # the quota at any hour, quotes only
            "PRODUCER_STATE_PATH": str(workdir / f"{topic}.json"), **settings}
     before = len(standin.requests)
     producer = subprocess.Popen([sys.executable, str(PROJECT_DIR / "producer.py"), "--env-file", os.devnull],

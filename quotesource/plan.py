@@ -63,7 +63,7 @@ class CallPlan:
         due = self._paced_due(now)
         window = self.hours.window_at(now)
         candidates = [now + LONGEST_WAIT] + ([due] if due is not None else [])
-        if window is not None:  # the catch-up pass after this window closes
+        if window is not None and self.hours.calendar is not None:  # the catch-up pass after this window closes
             candidates.append(window.end + CATCH_UP_DELAY)
         return max(0.0, (min(candidates) - now).total_seconds())
 

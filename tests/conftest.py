@@ -136,6 +136,8 @@ def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_pa
         "DB_PATH": str(db_path),
         "PRODUCER_STATE_PATH": str(db_path.with_name("producer_state.json")),
         "REQUESTS_PER_MINUTE": "600",
+        # No daily pace: polls as fast as the per-minute budget allows (tests about the day set their own).
+        "REQUESTS_PER_DAY": "0",
     }
     return script_env(**{**settings, **extra})
 

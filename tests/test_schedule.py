@@ -211,6 +211,20 @@ def test_a_whole_session_on_a_fake_clock_spends_the_25_calls_evenly_inside_it(da
     assert all(sum(1 for other in moments if first <= other < first + 60) <= 5 for first in moments)
 
 
+@pytest.mark.parametrize("per_day", [0, 25])
+def test_around_the_clock_a_call_goes_at_once_and_then_at_the_pace(per_day):
+    now = utc("2026-11-28 12:00")
+    limiter = RateLimiter(600, per_day, clock=lambda: now.timestamp())
+    plan = CallPlan([Target(["IBM"]), Target(["MSFT"])], [], ALWAYS, limiter, {}, now)
+    assert plan.wait(now) == 0
+    target = plan.take(now)
+    limiter.finish(limiter.record())
+    plan.called(target, now)
+    plan.put_back(target)
+    # 24 calls left over the 12 h left of the UTC day: the next one 12 h / 25 later; without a limit, at once.
+    assert plan.wait(now) == (0 if per_day == 0 else 12 * 3600 / 25)
+
+
 def test_a_weekend_on_a_fake_clock_makes_only_the_start_up_catch_up_pass():
     start = utc("2026-11-28 12:00")  # Saturday; the last pass predates Friday's early close
     clock = FakeClock(start)
