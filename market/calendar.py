@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib.metadata
+import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 MARKET_ZONE = ZoneInfo("America/New_York")
@@ -20,6 +24,8 @@ MARKET_ZONE = ZoneInfo("America/New_York")
 REGULAR_OPEN, REGULAR_CLOSE = time(9, 30), time(16, 0)
 FIRST_DAY = date(2000, 1, 1)
 YEARS_AHEAD = 2
+# Beside the Kafka jars the scripts cache (git ignores it).
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "calendar"
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,40 @@ class TradingCalendar:
 
 @functools.cache
 def _nyse() -> TradingCalendar:
-    """The XNYS calendar from 2000 to YEARS_AHEAD years from today (built once per process, in about 1 s)."""
-    import exchange_calendars  # imported here: pandas costs half a second, only paid when a calendar is needed
+    """The XNYS calendar from 2000 to YEARS_AHEAD years from today, built once a day.
+
+    Building it takes about a second (pandas and exchange_calendars); the monitor starts in a
+    fraction of that, so the sessions are kept in CACHE_DIR, one file per day and library version.
+    """
+    path = CACHE_DIR / f"xnys-{importlib.metadata.version('exchange_calendars')}-{date.today().isoformat()}.json"
+    try:
+        rows = json.loads(path.read_text())
+        return TradingCalendar([Session(date.fromordinal(day), datetime.fromtimestamp(opened, UTC),
+                                        datetime.fromtimestamp(closed, UTC)) for day, opened, closed in rows])
+    except (OSError, ValueError, TypeError, OverflowError):
+        pass  # no cache yet (or a damaged one): build it
+    calendar = _build_nyse()
+    _save(path, [[session.day.toordinal(), int(session.open.timestamp()), int(session.close.timestamp())]
+                 for session in calendar.sessions])
+    return calendar
+
+
+def _save(path: Path, rows: list[list[int]]) -> None:
+    """Write the cache atomically and drop older ones; a read-only checkout simply goes without."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(rows, separators=(",", ":")))
+        os.replace(temporary, path)
+        for old in path.parent.glob("xnys-*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _build_nyse() -> TradingCalendar:
+    import exchange_calendars  # imported here: pandas costs half a second, only paid when the cache is cold
 
     end = date.today() + timedelta(days=365 * YEARS_AHEAD)
     with warnings.catch_warnings():  # exchange_calendars 4.13 uses a pandas API that pandas 3.1 deprecates

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config import Settings, load_settings
+from market import calendar as calendar_module
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
@@ -293,3 +294,22 @@ def test_the_pace_line_says_how_often_each_symbol_is_refreshed():
     premium = pace_settings(REQUESTS_PER_MINUTE="75", REQUESTS_PER_DAY="0")
     assert describe_pace(MARKET, monday, premium, RateLimiter(75, 0)) == (
         "pace: no daily limit, so 75/min during the market hours: each symbol refreshed about every 4 s")
+
+
+def test_the_calendar_is_cached_on_disk_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setattr(calendar_module, "CACHE_DIR", tmp_path)
+    stale = tmp_path / "xnys-4.0.0-2020-01-01.json"
+    tmp_path.joinpath(stale.name).write_text("[]")
+    try:
+        calendar_module._nyse.cache_clear()
+        built = TradingCalendar.nyse()
+        [cached] = tmp_path.glob("xnys-*.json")  # the old one is gone
+        assert cached != stale
+        calendar_module._nyse.cache_clear()
+        assert TradingCalendar.nyse().sessions == built.sessions  # read back from the file
+        cached.write_text('[[1, "x"')
+        calendar_module._nyse.cache_clear()
+        assert TradingCalendar.nyse().sessions == built.sessions
+        assert built.session_on(datetime(2026, 11, 27).date()).close == utc("2026-11-27 18:00")
+    finally:
+        calendar_module._nyse.cache_clear()
