@@ -415,11 +415,12 @@ def describe_pace(hours: PollingHours, now: datetime, settings: Settings, limite
     opening = "" if start == now else f" from {new_york(start, '%a %H:%M %Z')}"
     kept = f", {plan.reserve} kept for the catch-up pass after the close" if plan.reserve else ""
     if plan.interval is None:
-        return f"pace{opening}: no call left for the {hours.mode} hours of the UTC day{kept}"
+        return f"pace{opening}: no call left to pace in the UTC day{kept}"
     interval = max(plan.interval, fastest)
-    return (f"pace{opening}: {plan.calls} call(s) over the {format_seconds(plan.polling_seconds)} of {hours.mode} "
-            f"hours left in the UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about "
-            f"every {format_seconds(interval * targets)}")
+    of_hours = "" if hours.mode == "always" else f" of {hours.mode} hours"
+    return (f"pace{opening}: {plan.calls} call(s) over the {format_seconds(plan.polling_seconds)}{of_hours} left in "
+            f"the UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about every "
+            f"{format_seconds(interval * targets)}")
 
 
 def format_seconds(seconds: float) -> str:

@@ -290,7 +290,7 @@ def test_the_pace_line_says_how_often_each_symbol_is_refreshed():
         "catch-up pass after the close: one every 19.5 min, each symbol refreshed about every 1.62 h")
     monday = utc("2026-11-30 14:30")
     assert describe_pace(ALWAYS, monday, pace_settings(STOCK_SYMBOLS="IBM"), limiter).startswith(
-        "pace: 25 call(s) over the 9.5 h of always hours left in the UTC day: one every 22.8 min")
+        "pace: 25 call(s) over the 9.5 h left in the UTC day: one every 22.8 min")
     premium = pace_settings(REQUESTS_PER_MINUTE="75", REQUESTS_PER_DAY="0")
     assert describe_pace(MARKET, monday, premium, RateLimiter(75, 0)) == (
         "pace: no daily limit, so 75/min during the market hours: each symbol refreshed about every 4 s")
