@@ -57,8 +57,8 @@ class CallPlan:
             return 0.0
         if not self.rotation.has_waiting():
             return LONGEST_WAIT.total_seconds()
-        closing = catch_up_closing(self.hours, now)
-        if any(self._behind(target, closing) for target in self.rotation.waiting()):
+        closing = catch_up_closing(self.hours, now)  # None around the clock: no target can be behind
+        if closing is not None and any(self._behind(target, closing) for target in self.rotation.waiting()):
             return 0.0
         due = self._paced_due(now)
         window = self.hours.window_at(now)
@@ -74,7 +74,7 @@ class CallPlan:
         if self.once:
             return self.rotation.take()
         closing = catch_up_closing(self.hours, now)
-        behind = self.rotation.take(lambda target: self._behind(target, closing))
+        behind = None if closing is None else self.rotation.take(lambda target: self._behind(target, closing))
         return behind if behind is not None else self.rotation.take()
 
     def called(self, target: Target, started: datetime) -> None:
