@@ -57,8 +57,11 @@ def _direction_style(change: float) -> tuple[str, str]:
 def board_lines(board: Board, hint: str = "") -> list[Line]:
     """Header, table and latest alerts, or a friendly line saying what to start when there is nothing."""
     # What matters first: a long database path is what gets cut on a narrow terminal.
-    title = f"stockmon  as of {local_time(board.as_of)}" + (f"  {board.market.text()}" if board.market else "")
-    lines: list[Line] = [[(title, HEADER), (f"  {hint}" if hint else "", SAME), (f"  {board.database}", "")], []]
+    title = f"stockmon  as of {local_time(board.as_of)}"
+    lines: list[Line] = [[(title, HEADER), (f"  {hint}" if hint else "", SAME), (f"  {board.database}", "")]]
+    if board.market:  # a line of its own: on an 80-column terminal the title line has no room left for it
+        lines.append([(board.market.text(), "")])
+    lines.append([])
     if not board.lines:
         return [*lines, [(f"No quotes in {board.database} yet.", "")], [(START_HINT, "")]]
     width = max(6, *(len(line.symbol) for line in board.lines))
