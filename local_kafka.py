@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import shutil
@@ -84,10 +85,20 @@ def fetch_jars(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     stamp = jar_dir / ".complete"
     if stamp.exists():
         return jar_dir
+    jar_dir.mkdir(parents=True, exist_ok=True)
+    # Test workers running side by side each want a broker: one downloads, the others wait for it.
+    with open(jar_dir.parent / ".download.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            _download_jars(jar_dir)
+            stamp.touch()
+    return jar_dir
+
+
+def _download_jars(jar_dir: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise LocalKafkaError("Maven (mvn) is needed to download the Kafka jars; install it or use Docker")
-    jar_dir.mkdir(parents=True, exist_ok=True)
     pom = jar_dir.parent / "pom.xml"
     pom.write_text(POM_TEMPLATE.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
     command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
@@ -97,8 +108,6 @@ def fetch_jars(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
         raise LocalKafkaError("Maven could not download the Kafka jars: " + " | ".join(tail))
-    stamp.touch()
-    return jar_dir
 
 
 def java_command() -> str:
