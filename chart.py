@@ -10,13 +10,21 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from messages import AlertRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # matplotlib says at INFO when it builds its font cache (first run only): not news for our users.
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 DPI = 100
+# Tick labels per level (years, months, days, hours, minutes, seconds) that read on their own: no bare
+# "30" for half a minute, no date in a corner. The first tick of a larger unit says which it is.
+TICK_FORMATS = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
+ZERO_FORMATS = ["", "%Y", "%b", "%b %d", "%H:%M", "%H:%M"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +34,14 @@ class ChartRequest:
     height: int
     relative: bool  # % change since each symbol's first quote, for symbols of very different prices
     title: str
+    since: datetime  # the period asked for: the axis spans it, whatever part of it has quotes
+    until: datetime
 
 
-def local_naive(stored: str) -> datetime:
+def local_naive(stored: str | datetime) -> datetime:
     """A stored UTC time as local wall-clock time; converted one by one, so DST changes are right."""
-    return datetime.fromisoformat(stored).astimezone().replace(tzinfo=None)
+    moment = datetime.fromisoformat(stored) if isinstance(stored, str) else stored
+    return moment.astimezone().replace(tzinfo=None)
 
 
 def zone_names(stamps: list[str]) -> str:
@@ -41,6 +52,18 @@ def zone_names(stamps: list[str]) -> str:
 def write_chart(request: ChartRequest, history: dict[str, list[tuple[str, float]]],
                 alerts: list[AlertRow]) -> None:
     """Draw and save the chart; OSError when the file cannot be written."""
+    draw_chart(request, history, alerts).savefig(request.path, format="png", dpi=DPI)
+
+
+def period_label(since: datetime, until: datetime) -> str:
+    """The days the axis covers, in local time: '2026-11-24' or '2026-11-23 to 2026-11-24'."""
+    first, last = local_naive(since).date(), local_naive(until).date()
+    return first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
+
+
+def draw_chart(request: ChartRequest, history: dict[str, list[tuple[str, float]]],
+               alerts: list[AlertRow]) -> Figure:
+    """The chart as a matplotlib Figure, not yet saved."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
@@ -72,11 +95,13 @@ def write_chart(request: ChartRequest, history: dict[str, list[tuple[str, float]
                           xytext=(0, 10 if direction == "up" else -16), ha="center", fontsize=8)
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    axes.set_xlabel(f"local time ({zone_names(stamps)})")
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, formats=TICK_FORMATS, zero_formats=ZERO_FORMATS,
+                                                        show_offset=False))
+    axes.set_xlabel(f"local time ({zone_names(stamps)}), {period_label(request.since, request.until)}")
     axes.set_ylabel("% change since the first quote shown" if request.relative else "price")
-    axes.margins(x=0.04, y=0.15)  # room for the alert labels above and below the lines
+    axes.margins(y=0.15)  # room for the alert labels above and below the lines
+    axes.set_xlim(local_naive(request.since), local_naive(request.until))
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best", fontsize=8)
     axes.set_title(request.title)
-    figure.savefig(request.path, format="png", dpi=DPI)
+    return figure

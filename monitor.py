@@ -167,7 +167,7 @@ def chart_history(path: Path, args: argparse.Namespace) -> int:
     for symbol in wanted or ():
         if symbol not in history:
             log.warning("no quotes for %s from %s; it is left out", symbol, period)
-    request = ChartRequest(args.chart, *args.size, args.relative, f"{', '.join(history)}: {period}")
+    request = ChartRequest(args.chart, *args.size, args.relative, f"{', '.join(history)}: {period}", since, until)
     try:
         write_chart(request, history, alerts)
     except OSError as exc:
