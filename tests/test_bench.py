@@ -51,3 +51,14 @@ def test_producer_quota_reports_the_budget_used_and_the_bulk_refresh(kafka_broke
     assert re.search(r"\s+600\s+[\d,]+\s+[\d.]+%\s+\d+\s+[\d.]+ms", out), out
     assert re.search(r"REALTIME_BULK_QUOTES, 150 symbols at 75/min: \d+ calls in 3 s, longest wait between two "
                      r"refreshes of a symbol [\d.]+ s, producer CPU [\d.]+ ms per call", out), out
+
+
+def test_monitor_scale_reports_the_board_chart_writes_and_rebuild(kafka_broker):
+    out = run_bench(kafka_broker, "monitor_scale.py", "--rows", "20000", "--small-rows", "4000", "--symbols", "20",
+                    "--messages", "2000", "--repeat", "2")
+    assert "built 20,000 rows over 20 symbols in" in out, out
+    assert re.search(r"board \(20 symbols\): [\d,]+ ms on 20,000 rows, [\d,]+ ms on 4,000; ratio \d+\.\d\d", out), out
+    assert re.search(r"chart --since 1d of 10 symbols: \d+\.\d\d s", out), out
+    assert re.search(r"consumer store: [\d,]+ msg/s into the large database, [\d,]+ into an empty one; "
+                     r"ratio \d+\.\d\d", out), out
+    assert re.search(r"alert rebuild on start, 20 symbols, 4 rules: \d+\.\d\d s", out), out
