@@ -13,7 +13,8 @@ side by side in one run:
   rules) into the large database against an empty one;
 - the alert engine's rebuild on a consumer's start: the first quote of each symbol, four rules.
 
-    python bench/monitor_scale.py                                   # 10,000,000 and 1,000,000 rows, 500 symbols
+    python bench/monitor_scale.py                                   # 10,000,000 and 1,000,000 rows, 500 symbols:
+                                                                    # about 10 minutes, 7 of them building
     python bench/monitor_scale.py --rows 200000 --small-rows 20000 --symbols 50   # a quick look
 """
 
