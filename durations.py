@@ -20,6 +20,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_seconds(seconds: float) -> str:
+    """A span in words for log lines: 0.8 -> '0.8 s', 975 -> '16.2 min', 23400 -> '6.5 h'."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 90:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
 def format_duration(span: timedelta) -> str:
     """The compact form parse_duration reads, in the largest whole unit (`15m`, `1h`, `90s`)."""
     seconds = span.total_seconds()

@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
+from durations import format_seconds
 from kafka_client import Stopped, Unreachable, close_producer, create_producer, ensure_topic, retry_until_connected
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
@@ -421,15 +422,6 @@ def describe_pace(hours: PollingHours, now: datetime, settings: Settings, limite
     return (f"pace{opening}: {plan.calls} call(s) over the {format_seconds(plan.polling_seconds)}{of_hours} left in "
             f"the UTC day{kept}: one every {format_seconds(interval)}, each symbol refreshed about every "
             f"{format_seconds(interval * targets)}")
-
-
-def format_seconds(seconds: float) -> str:
-    """90 -> '1.5 min', 23400 -> '6.5 h', 0.8 -> '0.8 s'."""
-    if seconds >= 5400:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 90:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"
 
 
 def report_outcome(settings: Settings, args: argparse.Namespace, report: PassReport,

@@ -17,6 +17,8 @@ EXTENDED_OPEN, EXTENDED_CLOSE = time(4, 0), time(20, 0)
 # NYSE Arca's after-hours session ends 4 h after the close: 20:00 normally, 17:00 after a 13:00 early close.
 AFTER_HOURS = timedelta(hours=4)
 FOREVER = datetime.max.replace(tzinfo=UTC)
+# Far longer than the market has been shut since 2000 (after 9/11: from Monday 10 to Monday 17 September 2001).
+LONGEST_CLOSURE = timedelta(days=14)
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -61,25 +63,15 @@ class PollingHours:
         """When the next window after `moment` opens; None for `always` and beyond the calendar."""
         if self.calendar is None:
             return None
-        session = self.calendar.last_session(moment)
-        candidates = [session] if session is not None else []
-        following = self.calendar.next_session(moment)
-        while following is not None and len(candidates) < 3:
-            candidates.append(following)
-            following = self.calendar.next_session(following.open)
-        return next((self._window(s).start for s in candidates if self._window(s).start > moment), None)
+        return next((window.start for window in self.windows(moment, moment + LONGEST_CLOSURE)
+                     if window.start > moment), None)
 
     def last_closing(self, moment: datetime) -> datetime | None:
         """When the latest window that ended at or before `moment` closed; None for `always`."""
         if self.calendar is None:
             return None
-        session = self.calendar.last_session(moment + timedelta(days=1))
-        while session is not None:
-            end = self._window(session).end
-            if end <= moment:
-                return end
-            session = self.calendar.last_session(session.open - timedelta(microseconds=1))
-        return None
+        return max((window.end for window in self.windows(moment - LONGEST_CLOSURE, moment) if window.end <= moment),
+                   default=None)
 
     def open_seconds(self, start: datetime, end: datetime) -> float:
         """Seconds of polling time within [start, end)."""

@@ -190,11 +190,14 @@ def _call_time(stamp: object) -> float:
     return value
 
 
+def utc_day_end(moment: datetime) -> datetime:
+    """The next midnight UTC after `moment`: when the daily budget starts again."""
+    return (moment.astimezone(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def seconds_until_next_utc_day(now: float) -> float:
     """Seconds from `now` to the next midnight UTC."""
-    current = datetime.fromtimestamp(now, UTC)
-    midnight = (current + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.timestamp() - now
+    return utc_day_end(datetime.fromtimestamp(now, UTC)).timestamp() - now
 
 
 class Backoff:

@@ -12,20 +12,15 @@ even when the paced calls fell earlier. The calls it needs are set aside before 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from market.hours import PollingHours
+from quotesource.limiter import utc_day_end
 
 # The closing auction's prints reach quote feeds in the minutes after 16:00: ask a little later.
 CATCH_UP_DELAY = timedelta(minutes=5)
 # Budget days searched ahead for the next paced call (a long weekend spans four).
 DAYS_AHEAD = 10
-
-
-def utc_day_end(moment: datetime) -> datetime:
-    """The next midnight UTC after `moment`: when the daily budget starts again."""
-    day = moment.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def catch_up_closing(hours: PollingHours, now: datetime) -> datetime | None:
