@@ -2,24 +2,25 @@
 
 A symbol's change is measured against the previous close: Alpha Vantage's own for global quotes,
 else the last stored price before the trading day began; when neither is known, against the
-first quote of the day. Intraday bars carry no day of their own: theirs is the US/Eastern date.
+first quote of the day. Intraday bars carry no day of their own: theirs is the New York date
+(market.days). Each symbol's line comes from its summary row (symbol_summary.py), so a refresh
+reads one row and the last few prices per symbol however many quotes are stored.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import db
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import MarketStatus, market_status
 from messages import AlertRow, format_time
+from symbol_summary import SymbolSummary
 
-MARKET_ZONE = ZoneInfo("America/New_York")
 PREVIOUS_CLOSE = "previous close"
 FIRST_OF_DAY = "first quote of the day"
 
@@ -51,14 +52,6 @@ class Board:
     lines: tuple[SymbolLine, ...]
     alerts: tuple[AlertRow, ...]
     market: MarketStatus | None = None  # the regular session's state at as_of
-
-
-def market_day(ts: str, trading_day: str | None) -> tuple[str, str, str]:
-    """(day, first instant, first instant of the next day) of a quote's trading day, as stored times."""
-    day = date.fromisoformat(trading_day) if trading_day else datetime.fromisoformat(ts).astimezone(MARKET_ZONE).date()
-    start = datetime.combine(day, time(), MARKET_ZONE)
-    end = datetime.combine(day + timedelta(days=1), time(), MARKET_ZONE)
-    return day.isoformat(), format_time(start), format_time(end)
 
 
 @dataclass(frozen=True)
@@ -97,31 +90,31 @@ def build_board(connection: sqlite3.Connection, database: str, as_of: datetime, 
     try:
         if not db.has_table(connection, "stock_prices"):
             return Board(as_of, database, (), (), market)
-        lines = tuple(_symbol_line(connection, symbol, until, freshness, recent)
-                      for symbol in db.symbols_until(connection, until))
+        lines = tuple(_symbol_line(connection, summary, until, freshness, recent)
+                      for summary in db.summaries_until(connection, until))
         alerts = tuple(db.latest_alerts(connection, until, alert_count))
     finally:
         connection.execute("COMMIT")
     return Board(as_of, database, lines, alerts, market)
 
 
-def _symbol_line(connection: sqlite3.Connection, symbol: str, until: str, freshness: Freshness,
+def _symbol_line(connection: sqlite3.Connection, summary: SymbolSummary, until: str, freshness: Freshness,
                  recent: int) -> SymbolLine:
-    ts, price, change, trading_day = db.latest_quote(connection, symbol, until)
-    day, start, end = market_day(ts, trading_day)
-    first, high, low = db.day_range(connection, symbol, day, start, end, until)
+    price, change = summary.price, summary.change
     if change is not None:
         reference, reference_price = PREVIOUS_CLOSE, round(price - change, 6)
     else:
-        before = db.last_price_before(connection, symbol, start)
-        reference, reference_price = (PREVIOUS_CLOSE, before) if before is not None else (FIRST_OF_DAY, first)
+        reference, reference_price = ((PREVIOUS_CLOSE, summary.close_price) if summary.close_price is not None
+                                      else (FIRST_OF_DAY, summary.first_price))
         change = round(price - reference_price, 6)
-    about = freshness.data_time(ts, trading_day)
-    return SymbolLine(symbol=symbol, price=price, ts=ts, change=change,
+    about = freshness.data_time(summary.ts, summary.trading_day)
+    return SymbolLine(symbol=summary.symbol, price=price, ts=summary.ts, change=change,
                       change_percent=round(change / reference_price * 100, 4), reference=reference,
-                      reference_price=reference_price, day=day, day_low=low, day_high=high,
-                      recent=tuple(db.last_prices(connection, symbol, until, recent)), data_time=format_time(about),
-                      age_seconds=round((freshness.as_of - about).total_seconds(), 3), stale=freshness.stale(about))
+                      reference_price=reference_price, day=summary.day, day_low=summary.day_low,
+                      day_high=summary.day_high,
+                      recent=tuple(db.last_prices(connection, summary.symbol, until, recent)),
+                      data_time=format_time(about), age_seconds=round((freshness.as_of - about).total_seconds(), 3),
+                      stale=freshness.stale(about))
 
 
 def market_as_json(market: MarketStatus | None) -> dict[str, Any] | None:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from market.days import END_OF_TIME, quote_day
 from messages import AlertRow, QuoteRow
+from symbol_summary import SymbolSummary, fold
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock_prices (
@@ -60,16 +62,37 @@ CREATE TABLE IF NOT EXISTS alerts (
     UNIQUE (symbol, rule, ts, direction)
 );
 CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts (ts);
+-- Each symbol's board line as of its newest quote (symbol_summary.py), written in the transaction that
+-- stores the quotes: the monitor reads one row per symbol, not the quotes.
+CREATE TABLE IF NOT EXISTS symbol_summary (
+    symbol      TEXT PRIMARY KEY,
+    earliest_ts TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    price       REAL NOT NULL,
+    change      REAL,
+    trading_day TEXT,
+    day         TEXT NOT NULL,
+    day_start   TEXT NOT NULL,
+    first_ts    TEXT NOT NULL,
+    first_price REAL NOT NULL,
+    day_high    REAL NOT NULL,
+    day_low     REAL NOT NULL,
+    close_ts    TEXT,
+    close_price REAL
+) WITHOUT ROWID;
 """
 # PRAGMA user_version: 1 = alerts carry claims; 2 = quotes carry their entitlement, previous close and
-# extended-hours fields. Older databases are upgraded in place by connect().
-SCHEMA_VERSION = 2
+# extended-hours fields; 3 = symbol_summary. Older databases are upgraded in place by connect().
+SCHEMA_VERSION = 3
+SUMMARY_VERSION = 3
 # Columns added since the first release, by the version that added them: (table, column, type).
 ADDED_COLUMNS = {
     1: [("alerts", "claimed_by", "TEXT"), ("alerts", "claimed_at", "TEXT")],
     2: [("stock_prices", "entitlement", "TEXT"), ("stock_prices", "previous_close", "REAL"),
         ("stock_prices", "extended_hours_quote", "REAL"), ("stock_prices", "extended_hours_change", "REAL"),
         ("stock_prices", "extended_hours_change_percent", "REAL")],
+    3: [],
 }
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
@@ -141,6 +164,11 @@ def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
         # FULL: each commit is on disk before it returns, so a batch whose Kafka offsets were
         # committed after it survives a power cut too. One fsync per poll batch, not per row.
         connection.execute("PRAGMA synchronous=FULL")
+        # A big database's index pages for the symbols being written stay cached (64 MiB at most), and
+        # the WAL is copied back into the database every 10,000 pages rather than 1,000: the leaf
+        # pages every batch rewrites are then written back once per checkpoint, not once per batch.
+        connection.execute("PRAGMA cache_size = -65536")
+        connection.execute("PRAGMA wal_autocheckpoint = 10000")
         connection.executescript(SCHEMA)
         upgrade(connection)
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -161,6 +189,10 @@ def upgrade(connection: sqlite3.Connection) -> None:
                 present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
                 if column not in present:  # a schema just created already has it
                     connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if version < SUMMARY_VERSION:
+            connection.execute("DELETE FROM symbol_summary")
+            write_summaries(connection, [summarize_symbol(connection, symbol, END_OF_TIME)
+                                         for symbol in _stored_symbols(connection, END_OF_TIME)])
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
@@ -170,15 +202,18 @@ def upgrade(connection: sqlite3.Connection) -> None:
 
 def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
                rejected: Sequence[Rejected], alerts: Sequence[AlertRow] = (), claim: Claim | None = None) -> int:
-    """Store good rows, rejected messages and the alerts they fired (claimed by `claim`) in one transaction.
+    """Store good rows, rejected messages and the alerts they fired (claimed by `claim`) in one transaction,
+    and bring the stored symbols' summaries up to date in it.
 
-    Returns how many rows were new. One transaction: a crash leaves no quote without its alerts.
+    Returns how many rows were new. One transaction: a crash leaves no quote without its alerts, and
+    the board never sees a quote its summary does not have.
     """
     try:
         connection.execute("BEGIN IMMEDIATE")
-        before = connection.total_changes
-        connection.executemany(INSERT_QUOTE, rows)
-        stored = connection.total_changes - before
+        # One statement a row (as fast as executemany here) tells which rows were new: a redelivered
+        # row, or another with the same key, must not touch the summary.
+        stored = [row for row in rows if connection.execute(INSERT_QUOTE, row).rowcount]
+        update_summaries(connection, stored)
         connection.executemany(INSERT_REJECTED, rejected)
         if alerts:
             owner, when = (claim.owner, claim.when) if claim else (None, None)
@@ -188,7 +223,66 @@ def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise _failure(exc, "writing to the database failed") from None
-    return stored
+    return len(stored)
+
+
+def update_summaries(connection: sqlite3.Connection, stored: Sequence[QuoteRow]) -> None:
+    """Fold newly stored quotes into their symbols' summaries (inside the caller's transaction)."""
+    by_symbol: dict[str, list[QuoteRow]] = {}
+    for row in stored:
+        by_symbol.setdefault(row.symbol, []).append(row)
+    if not by_symbol:
+        return
+    known = {summary.symbol: summary for summary in read_summaries(connection, list(by_symbol))}
+    updated = []
+    for symbol, rows in by_symbol.items():
+        summary = known.get(symbol)
+        updated.append((summary and fold(summary, rows)) or summarize_symbol(connection, symbol, END_OF_TIME))
+    write_summaries(connection, updated)
+
+
+SUMMARY_COLUMNS = ", ".join(SymbolSummary._fields)
+
+
+def read_summaries(connection: sqlite3.Connection, symbols: Sequence[str]) -> list[SymbolSummary]:
+    found: list[SymbolSummary] = []
+    for first in range(0, len(symbols), 500):  # within SQLite's limit on bound parameters
+        chunk = symbols[first:first + 500]
+        found += [SymbolSummary(*row) for row in connection.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM symbol_summary WHERE symbol IN ({', '.join('?' * len(chunk))})",
+            chunk)]
+    return found
+
+
+def write_summaries(connection: sqlite3.Connection, summaries: Sequence[SymbolSummary]) -> None:
+    marks = ", ".join("?" * len(SymbolSummary._fields))
+    connection.executemany(f"INSERT OR REPLACE INTO symbol_summary ({SUMMARY_COLUMNS}) VALUES ({marks})", summaries)
+
+
+def summarize_symbol(connection: sqlite3.Connection, symbol: str, until: str) -> SymbolSummary | None:
+    """The symbol's summary as of `until` from the quotes table, by indexed queries whose cost follows one
+    day's quotes of the symbol; None when it has no quote at or before `until`."""
+    latest = connection.execute(
+        "SELECT ts, price, change, trading_day FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
+        (symbol, until)).fetchone()
+    if latest is None:
+        return None
+    ts, price, change, trading_day = latest
+    day = quote_day(ts, trading_day)
+    # Stamped from the day's start on, up to `until`: labelled with the day, or unlabelled (or labelled
+    # with a day not yet begun) and stamped before the day ended. See market.days.
+    params = {"symbol": symbol, "until": until, "day": day.day, "start": day.start, "end": day.end}
+    in_day = ("symbol = :symbol AND ts >= :start AND ts <= :until AND (trading_day = :day"
+              " OR (ts < :end AND (trading_day IS NULL OR trading_day > :day)))")
+    first_ts, first_price = connection.execute(
+        f"SELECT ts, price FROM stock_prices WHERE {in_day} ORDER BY ts LIMIT 1", params).fetchone()
+    high, low = connection.execute(f"SELECT max(high), min(low) FROM stock_prices WHERE {in_day}", params).fetchone()
+    close = connection.execute(
+        "SELECT ts, price FROM stock_prices WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+        (symbol, day.start)).fetchone()
+    earliest = connection.execute("SELECT min(ts) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
+    return SymbolSummary(symbol, earliest, ts, price, change, trading_day, day.day, day.start, first_ts, first_price,
+                         high, low, *(close or (None, None)))
 
 
 def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> int:
@@ -282,18 +376,37 @@ def has_table(connection: sqlite3.Connection, name: str) -> bool:
                               (name,)).fetchone() is not None
 
 
-def symbols_until(connection: sqlite3.Connection, until: str) -> list[str]:
-    """Symbols with at least one quote at or before `until`, sorted."""
+def has_summaries(connection: sqlite3.Connection) -> bool:
+    """False for a database no consumer of this release has upgraded yet (the monitor never writes)."""
+    return (connection.execute("PRAGMA user_version").fetchone()[0] >= SUMMARY_VERSION
+            and has_table(connection, "symbol_summary"))
+
+
+def _stored_symbols(connection: sqlite3.Connection, until: str) -> list[str]:
+    """Symbols with a quote at or before `until`, from the quotes themselves: a scan of the whole index."""
     return [row[0] for row in connection.execute(
         "SELECT DISTINCT symbol FROM stock_prices WHERE ts <= ? ORDER BY symbol", (until,))]
 
 
-def latest_quote(connection: sqlite3.Connection, symbol: str,
-                 until: str) -> tuple[str, float, float | None, str | None]:
-    """(ts, price, change, trading_day) of the symbol's last quote at or before `until` (it must have one)."""
-    return connection.execute(
-        "SELECT ts, price, change, trading_day FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
-        (symbol, until)).fetchone()
+def symbols_until(connection: sqlite3.Connection, until: str) -> list[str]:
+    """Symbols with at least one quote at or before `until`, sorted."""
+    if not has_summaries(connection):
+        return _stored_symbols(connection, until)
+    return [row[0] for row in connection.execute(
+        "SELECT symbol FROM symbol_summary WHERE earliest_ts <= ? ORDER BY symbol", (until,))]
+
+
+def summaries_until(connection: sqlite3.Connection, until: str) -> list[SymbolSummary]:
+    """Each symbol's summary as of `until`, sorted by symbol: the stored one when its newest quote is not
+    later, else (the board as it was, or a quote stamped ahead of `until`) recomputed by indexed queries."""
+    if not has_summaries(connection):
+        found = [summarize_symbol(connection, symbol, until) for symbol in _stored_symbols(connection, until)]
+        return [summary for summary in found if summary is not None]
+    stored = [SymbolSummary(*row) for row in connection.execute(
+        f"SELECT {SUMMARY_COLUMNS} FROM symbol_summary WHERE earliest_ts <= ? ORDER BY symbol", (until,))]
+    as_of = [summary if summary.ts <= until else summarize_symbol(connection, summary.symbol, until)
+             for summary in stored]
+    return [summary for summary in as_of if summary is not None]
 
 
 def last_prices(connection: sqlite3.Connection, symbol: str, until: str, count: int) -> list[float]:
@@ -301,25 +414,6 @@ def last_prices(connection: sqlite3.Connection, symbol: str, until: str, count: 
     rows = connection.execute("SELECT price FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
                               (symbol, until, count)).fetchall()
     return [row[0] for row in reversed(rows)]
-
-
-def day_range(connection: sqlite3.Connection, symbol: str, day: str, start: str, end: str,
-              until: str) -> tuple[float, float, float]:
-    """(first price, high, low) of a symbol's trading day: quotes labelled with that day, or bars
-    (which carry no label) between `start` and `end`."""
-    in_day = ("symbol = :symbol AND ts <= :until"
-              " AND (trading_day = :day OR (trading_day IS NULL AND ts >= :start AND ts < :end))")
-    params = {"symbol": symbol, "until": until, "day": day, "start": start, "end": end}
-    first = connection.execute(f"SELECT price FROM stock_prices WHERE {in_day} ORDER BY ts LIMIT 1", params).fetchone()
-    high, low = connection.execute(f"SELECT max(high), min(low) FROM stock_prices WHERE {in_day}", params).fetchone()
-    return first[0], high, low
-
-
-def last_price_before(connection: sqlite3.Connection, symbol: str, before: str) -> float | None:
-    """The symbol's last price before `before`: for bars, the previous day's close."""
-    row = connection.execute("SELECT price FROM stock_prices WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
-                             (symbol, before)).fetchone()
-    return row[0] if row else None
 
 
 def latest_alerts(connection: sqlite3.Connection, until: str, count: int) -> list[AlertRow]:

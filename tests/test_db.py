@@ -20,7 +20,7 @@ def test_schema_is_created_idempotently_in_wal_mode_with_full_sync(tmp_path):
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: a commit is on disk
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"stock_prices", "rejected_messages", "alerts"}
+    assert tables == {"stock_prices", "rejected_messages", "alerts", "symbol_summary"}
     columns = {row[1] for row in connection.execute("PRAGMA table_info(stock_prices)")}
     assert {"symbol", "ts", "price", "open", "high", "low", "volume", "source", "fetched_at", "ingested_at"} <= columns
 
