@@ -7,6 +7,7 @@ only what is visible.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from board import PREVIOUS_CLOSE, Board, SymbolLine
@@ -54,23 +55,35 @@ def _direction_style(change: float) -> tuple[str, str]:
     return "=", SAME
 
 
-def board_lines(board: Board, hint: str = "") -> list[Line]:
-    """Header, table and latest alerts, or a friendly line saying what to start when there is nothing."""
+def board_lines(board: Board, hint: str = "", rows: Sequence[SymbolLine] | None = None, status: str = "",
+                more: str = "") -> list[Line]:
+    """Header, table and latest alerts, or a friendly line saying what to start when there is nothing.
+
+    `rows`: the symbol lines to show (default all of them); `status` follows the market's state (which
+    symbols, in what order); `more` is a line under the table (which rows of how many)."""
+    rows = board.lines if rows is None else rows
     # What matters first: a long database path is what gets cut on a narrow terminal.
     title = f"stockmon  as of {local_time(board.as_of)}"
     lines: list[Line] = [[(title, HEADER), (f"  {hint}" if hint else "", SAME), (f"  {board.database}", "")]]
-    if board.market:  # a line of its own: on an 80-column terminal the title line has no room left for it
-        lines.append([(board.market.text(), "")])
+    # A line of its own: on an 80-column terminal the title line has no room left for it.
+    state = "  ".join(part for part in (board.market.text() if board.market else "", status) if part)
+    if state:
+        lines.append([(state, "")])
     lines.append([])
     if not board.lines:
         return [*lines, [(f"No quotes in {board.database} yet.", "")], [(START_HINT, "")]]
+    # Column widths from every symbol, not the page: paging does not shift the columns.
     width = max(6, *(len(line.symbol) for line in board.lines))
     spark_width = max(5, *(len(line.recent) for line in board.lines))
     lines.append([(f"{'SYMBOL':<{width}}  {'LAST':>11}   {'CHANGE':>9} {'CHG%':>8}  {'DAY LOW':>10} "
                    f"{'DAY HIGH':>10}  {'TREND':<{spark_width}}  {'AGE':>6}", HEADER)])
-    for line in board.lines:
+    for line in rows:
         lines.append(_symbol_row(line, width, spark_width))
-    if any(line.reference != PREVIOUS_CLOSE for line in board.lines):
+    if not rows:
+        lines.append([("  no symbol matches", SAME)])
+    if more:
+        lines.append([(more, SAME)])
+    if any(line.reference != PREVIOUS_CLOSE for line in rows):
         lines.append([("* change against the first quote of the day (no previous close stored)", SAME)])
     lines += [[], [("Latest alerts", HEADER)]]
     if not board.alerts:

@@ -3,6 +3,7 @@
     python monitor.py                          # live table, refreshed every 2 s; q or Ctrl-C quits
     python monitor.py --once                   # print the table once (plain text into a pipe)
     python monitor.py --json                   # the same figures as JSON, for scripts
+    python monitor.py --sort change --filter 'A*'   # biggest gainers first, symbols starting with A
     python monitor.py --chart prices.png --since 1d --symbols IBM,MSFT
 """
 
@@ -13,12 +14,14 @@ import json
 import logging
 import sqlite3
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import db
 from board import Board, board_as_json, build_board
 from board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_time, message_lines
+from board_view import KEYS_HINT, SORTS, View, split_keys
 from cli import ExitCode, print_error, run_guarded, settings_from_args
 from config import ConfigError, Settings, parse_symbols, settings_epilog
 from durations import parse_duration
@@ -70,8 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alerts", type=int, default=5, metavar="N", help="latest alerts shown (default 5)")
     parser.add_argument("--at", type=parse_moment, metavar="TIME",
                         help="show the board as it was at TIME (ISO-8601, local time unless it has an offset)")
+    parser.add_argument("--symbols", metavar="LIST", help="symbols to show or chart, comma-separated (default: all)")
+    table = parser.add_argument_group("table (live: s sorts, r reverses, / filters, arrows and PgUp/PgDn page)")
+    table.add_argument("--sort", choices=SORTS, default="symbol",
+                       help="order of the table: symbol (A-Z), change (biggest %% gain first) or age (oldest first)")
+    table.add_argument("--reverse", action="store_true", help="the other way round")
+    table.add_argument("--filter", default="", metavar="PATTERN",
+                       help="only symbols containing PATTERN (any case), or matching it when it has * ? or [")
     chart = parser.add_argument_group("chart")
-    chart.add_argument("--symbols", metavar="LIST", help="symbols to chart, comma-separated (default: all)")
     chart.add_argument("--since", type=parse_span, default=timedelta(days=1), metavar="DURATION",
                        help="period to chart, back from now or --at: 90m, 6h, 1d, 2w (default 1d)")
     chart.add_argument("--size", type=parse_size, default=(1200, 600), metavar="WxH",
@@ -105,14 +114,21 @@ def read_board(path: Path, args: argparse.Namespace) -> Board | None:
 
 def print_once(path: Path, args: argparse.Namespace) -> int:
     board = read_board(path, args)
+    view = args.view
     if args.json:
         as_of = args.at or datetime.now(UTC)
-        shown = board_as_json(board or Board(as_of, str(path), (), (), market_status(TradingCalendar.nyse(), as_of)))
-        print(json.dumps(shown, indent=2))
-        if not board or not board.lines:
+        board = board or Board(as_of, str(path), (), (), market_status(TradingCalendar.nyse(), as_of))
+        print(json.dumps(board_as_json(replace(board, lines=tuple(view.arrange(board.lines)))), indent=2))
+        if not board.lines:
             print(f"monitor: no quotes in {path} yet. {START_HINT}", file=sys.stderr)
         return ExitCode.OK
-    lines = board_lines(board) if board else no_database_lines(path)
+    if board:
+        rows = view.arrange(board.lines)
+        # Say what the table holds when a flag chose it; the plain table stays as it always was.
+        status = view.describe(len(rows), len(board.lines)) if view != View() else ""
+        lines = board_lines(board, rows=rows, status=status)
+    else:
+        lines = no_database_lines(path)
     sys.stdout.write(as_ansi(lines) if sys.stdout.isatty() else as_plain(lines))
     return ExitCode.OK
 
@@ -122,21 +138,47 @@ def watch_live(path: Path, args: argparse.Namespace) -> int:
     not fatal: the consumer may be starting."""
     from terminal import LiveScreen
 
-    hint = f"every {args.interval:g}s, q quits"
+    hint = f"every {args.interval:g}s, q quits, {KEYS_HINT}"
+    view, page_rows = args.view, 1
     try:
         with LiveScreen() as screen:
             while True:
                 try:
                     board = read_board(path, args)
-                    lines = board_lines(board, hint) if board else no_database_lines(path)
+                    if board:
+                        view, page_rows, lines = live_lines(board, view, hint, screen.rows)
+                    else:
+                        lines = no_database_lines(path)
                 except db.DatabaseError as exc:
                     lines = message_lines(f"stockmon  {local_time(datetime.now(UTC))}", str(exc),
                                           "Retrying at the next refresh.")
                 screen.draw(lines)
-                if screen.wait(args.interval):
+                typed = screen.wait(args.interval)
+                if typed == b"":  # the terminal was closed
                     return ExitCode.OK
+                for key in split_keys(typed or b""):
+                    if key in ("q", "Q") and view.typing is None:
+                        return ExitCode.OK
+                    view = view.on_key(key, page_rows)
     except KeyboardInterrupt:
         return ExitCode.OK
+
+
+def live_lines(board: Board, view: View, hint: str, screen_rows: int) -> tuple[View, int, list[Line]]:
+    """The screen for `view`: as many symbol rows as the terminal has room for after the rest of the board
+    (one line kept for its last, cut line); returns the view with its offset kept in range and the page's rows."""
+    arranged = view.arrange(board.lines)
+    status = view.describe(len(arranged), len(board.lines))
+    # The board without symbol rows, with a "rows ... of ..." line, and its "no symbol matches" line
+    # standing in for the footnote a page may need.
+    around = len(board_lines(board, hint, rows=[], status=status, more="-"))
+    page_rows = max(1, screen_rows - 1 - around)
+    view, rows = view.page(arranged, page_rows)
+    more = ""
+    if len(arranged) > page_rows:
+        more = (f"rows {view.offset + 1}-{view.offset + len(rows)} of {len(arranged)}: "
+                "↑↓ or j/k, PgUp/PgDn or b/space, g/G ends")
+    return view, page_rows, board_lines(board, hint, rows=rows, status=status, more=more)
 
 
 def chart_history(path: Path, args: argparse.Namespace) -> int:
@@ -205,12 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return ExitCode.BAD_CONFIG
     args.hours = PollingHours(settings.poll_hours)
+    symbols = None
     if args.symbols:
         try:
-            parse_symbols(args.symbols)
+            symbols = parse_symbols(args.symbols)
         except ConfigError as exc:
             print_error("monitor", f"--symbols: {str(exc).split(': ', 1)[1]}")
             return ExitCode.BAD_CONFIG
+    args.view = View.from_flags(args.sort, args.reverse, args.filter.strip(), symbols)
     return run_guarded("monitor", settings, lambda: run(settings, args))
 
 

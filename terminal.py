@@ -69,13 +69,17 @@ class LiveScreen:
         self.out.write(HOME + body + CLEAR_BELOW)
         self.out.flush()
 
-    def wait(self, seconds: float) -> bool:
-        """Wait for the next refresh; True when the user pressed q (any other key refreshes now)."""
+    @property
+    def rows(self) -> int:
+        return shutil.get_terminal_size()[1]
+
+    def wait(self, seconds: float) -> bytes | None:
+        """Wait for the next refresh or a key: None when the time is up, else what was typed (b"" when the
+        terminal was closed)."""
         if self._saved_modes is None:
             time.sleep(seconds)
-            return False
+            return None
         ready, _, _ = select.select([self.keyboard], [], [], seconds)
         if not ready:
-            return False
-        key = os.read(self.keyboard.fileno(), 32)
-        return key[:1] in (b"q", b"Q") or not key  # no bytes: the terminal was closed
+            return None
+        return os.read(self.keyboard.fileno(), 64)

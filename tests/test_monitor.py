@@ -116,6 +116,25 @@ def test_json_gives_scripts_the_same_figures(seeded):
     assert board["alerts"] == [ALERTS[1]._asdict()]
 
 
+def test_once_sorted_and_filtered_says_what_the_table_holds(seeded):
+    result = monitor("--once", "--at", AT, "--sort", "change", "--filter", "s", DB_PATH=str(seeded))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:7] == [
+        "market open, closes 16:00 EST  2 of 3 symbols, by CHG% ↓, filter 's'",
+        "",
+        "SYMBOL         LAST      CHANGE     CHG%     DAY LOW   DAY HIGH  TREND     AGE",
+        "TSLA         212.40 =     +0.00   +0.00%*     211.50     212.90  ▄         10m",
+        "MSFT         399.10 ▼    -10.90   -2.66%      398.75     406.00  █▅▃▁      50m stale",
+        "* change against the first quote of the day (no previous close stored)"]
+
+
+def test_json_shows_the_chosen_symbols_in_the_chosen_order(seeded):
+    result = monitor("--json", "--at", AT, "--symbols", "tsla,ibm,nvda", "--sort", "age", DB_PATH=str(seeded))
+    assert [line["symbol"] for line in json.loads(result.stdout)["symbols"]] == ["IBM", "TSLA"]
+    result = monitor("--json", "--at", AT, "--sort", "symbol", "--reverse", DB_PATH=str(seeded))
+    assert [line["symbol"] for line in json.loads(result.stdout)["symbols"]] == ["TSLA", "MSFT", "IBM"]
+
+
 def test_the_stale_mark_follows_stale_after(seeded):
     result = monitor("--json", "--at", AT, "--stale-after", "1h", DB_PATH=str(seeded))
     assert [line["stale"] for line in json.loads(result.stdout)["symbols"]] == [False, False, False]
@@ -321,6 +340,46 @@ def test_the_live_view_waits_for_a_database_that_does_not_exist_yet(tmp_path, te
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_hundreds_of_symbols_page_sort_and_filter_in_the_live_view(tmp_path, terminal):
+    path = tmp_path / "many.db"
+    connection = db.connect(path)
+    db.save_batch(connection, [quote(f"S{index:03d}", "2026-11-24T15:00:00.000Z", 100 + index, 101 + index,
+                                     99 + index, change=index - 60.0, day="2026-11-24") for index in range(120)], [])
+    connection.close()
+    before = terminal.modes()
+    process = terminal.start("--interval", "30", "--at", AT, DB_PATH=str(path))
+    try:
+        def after(key: bytes, text: bytes) -> bytes:
+            terminal.screen = b""
+            os.write(terminal.master, key)
+            return terminal.read_until(lambda s: text in s and s.endswith(b"\x1b[J"))
+
+        screen = terminal.read_until(lambda s: b"rows 1-" in s)
+        assert b"120 of 120 symbols, by symbol \xe2\x86\x91" in screen  # by symbol ↑
+        page = int(screen.split(b"rows 1-")[1].split(b" ")[0])
+        assert 15 <= page <= 20  # 30 rows less the title, the header and the alerts
+        assert b"S000 " in screen and f"S{page - 1:03d} ".encode() in screen and f"S{page:03d} ".encode() not in screen
+        screen = after(b"\x1b[6~", f"rows {page + 1}-{2 * page} of 120".encode())  # PgDn
+        assert f"S{page:03d} ".encode() in screen and b"S000 " not in screen
+        screen = after(b"j", f"rows {page + 2}-{2 * page + 1} of 120".encode())
+        screen = after(b"G", f"rows {121 - page}-120 of 120".encode())
+        assert b"S119 " in screen
+        screen = after(b"s", b"by CHG% \xe2\x86\x93")  # the biggest gain first, from the top
+        assert screen.index(b"S119 ") < screen.index(b"S118 ") and b"S000 " not in screen
+        screen = after(b"/s11", b"filter: s11")
+        assert b"10 of 120 symbols" in screen and b" of 120: " not in screen  # S110-S119 fit: no paging
+        screen = after(b"\r", b"filter 's11'")
+        screen = after(b"\x1b", b"120 of 120 symbols")
+        os.write(terminal.master, b"q")
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    terminal.read_until(lambda s: s.endswith(b"\x1b[?25h\x1b[?1049l"), timeout=5)
+    assert b"Traceback" not in terminal.screen
+    assert terminal.modes() == before
 
 
 WEEKEND_QUOTES = [
