@@ -15,7 +15,7 @@ side by side in one run:
 - the alert engine's rebuild on a consumer's start: the first quote of each symbol, four rules.
 
     python bench/monitor_scale.py                                   # 10,000,000 and 1,000,000 rows, 500 symbols:
-                                                                    # about 10 minutes, 7 of them building
+                                                                    # about 11 minutes, 7 of them building
     python bench/monitor_scale.py --rows 200000 --small-rows 20000 --symbols 50   # a quick look
 """
 
