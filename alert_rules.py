@@ -1,15 +1,17 @@
 """Alert rules in their compact written form (`2%/15m`, `TSLA:5%/1h`, `AAPL>200`, `IBM<150`).
 
 A move rule watches the percentage move within a time window, for every symbol or one; a level
-rule watches one symbol's price cross a line. Each rule has one canonical text, stored with every
-alert it fires, so the same rule written two ways (`tsla:5%/60m`) is still the same rule.
+rule watches one symbol's price cross a line. Either may end in `cooldown PERIOD` (`IBM>150
+cooldown 30m`): it then fires at most once per period and direction, so a price flapping around a
+line pages nobody twenty times. Each rule has one canonical text, stored with every alert it fires,
+so the same rule written two ways (`tsla:5%/60m`) is still the same rule.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cached_property
 
@@ -19,8 +21,10 @@ from symbols import SYMBOL_PATTERN
 MOVE_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?(?P<sign>[+-]?)(?P<percent>[^%]+)%/(?P<window>.+)")
 LEVEL_PATTERN = re.compile(r"(?P<symbol>[^<>]+)(?P<op>[<>])(?P<level>.+)")
 RULE_SEPARATORS = re.compile(r"[,;]")
+# After the spaces are taken out: "IBM>150cooldown30m". A symbol never holds "cooldown" followed by a digit.
+COOLDOWN_PATTERN = re.compile(r"(?P<rule>.+?)cooldown(?P<period>\d.*)", re.IGNORECASE)
 SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
-          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150)")
+          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), each optionally ending in cooldown PERIOD")
 
 
 class RuleError(ValueError):
@@ -41,12 +45,13 @@ class MoveRule:
     window: timedelta
     symbol: str | None = None  # None: every symbol
     direction: str = "both"  # "up", "down" or "both"
+    cooldown: timedelta | None = None  # at most one alert per cooldown and direction
 
     @cached_property  # read for every quote the rule is checked on
     def text(self) -> str:
         sign = {"up": "+", "down": "-", "both": ""}[self.direction]
         prefix = f"{self.symbol}:" if self.symbol else ""
-        return f"{prefix}{sign}{plain_number(self.percent)}%/{format_duration(self.window)}"
+        return f"{prefix}{sign}{plain_number(self.percent)}%/{format_duration(self.window)}{_cooldown_text(self)}"
 
     def applies_to(self, symbol: str) -> bool:
         return self.symbol is None or self.symbol == symbol
@@ -59,16 +64,21 @@ class LevelRule:
     symbol: str
     level: float
     above: bool
+    cooldown: timedelta | None = None
 
     @cached_property
     def text(self) -> str:
-        return f"{self.symbol}{'>' if self.above else '<'}{plain_number(self.level)}"
+        return f"{self.symbol}{'>' if self.above else '<'}{plain_number(self.level)}{_cooldown_text(self)}"
 
     def applies_to(self, symbol: str) -> bool:
         return self.symbol == symbol
 
 
 Rule = MoveRule | LevelRule
+
+
+def _cooldown_text(rule: Rule) -> str:
+    return f" cooldown {format_duration(rule.cooldown)}" if rule.cooldown else ""
 
 
 def parse_rules(text: str) -> tuple[Rule, ...]:
@@ -81,7 +91,7 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
         try:
             rule = parse_rule(written)
         except RuleError as exc:
-            if len(part.split()) > 1:  # "2%/15m TSLA:5%/1h": spaces where a comma was meant?
+            if sum(_is_rule(word) for word in part.split()) > 1:  # "2%/15m TSLA:5%/1h": a comma meant?
                 raise RuleError(f"{exc} (separate rules with commas)") from None
             raise
         if rule not in rules:
@@ -90,8 +100,20 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
 
 
 def parse_rule(written: str) -> Rule:
-    """One rule from its written form; RuleError naming the rule and the problem otherwise."""
-    move = MOVE_PATTERN.fullmatch(written)
+    """One rule from its written form (spaces taken out); RuleError naming the rule and the problem otherwise."""
+    written = "".join(written.split())
+    cooled = COOLDOWN_PATTERN.fullmatch(written)
+    if cooled:
+        try:
+            cooldown = parse_duration(cooled["period"])
+        except ValueError as exc:
+            raise RuleError(f"{written!r}: cooldown {exc}") from None
+        return replace(_parse_plain_rule(cooled["rule"], written), cooldown=cooldown)
+    return _parse_plain_rule(written, written)
+
+
+def _parse_plain_rule(rule: str, written: str) -> Rule:
+    move = MOVE_PATTERN.fullmatch(rule)
     if move:
         symbol = _symbol(written, move["symbol"]) if move["symbol"] is not None else None
         percent = _positive(written, move["percent"], "percentage")
@@ -101,11 +123,19 @@ def parse_rule(written: str) -> Rule:
             raise RuleError(f"{written!r}: window {exc}") from None
         direction = {"+": "up", "-": "down", "": "both"}[move["sign"]]
         return MoveRule(percent, window, symbol, direction)
-    level = LEVEL_PATTERN.fullmatch(written)
+    level = LEVEL_PATTERN.fullmatch(rule)
     if level:
         return LevelRule(_symbol(written, level["symbol"]), _positive(written, level["level"], "price"),
                          above=level["op"] == ">")
     raise RuleError(f"{written!r} is not a rule: {SYNTAX}")
+
+
+def _is_rule(written: str) -> bool:
+    try:
+        parse_rule(written)
+    except RuleError:
+        return False
+    return True
 
 
 def _symbol(written: str, raw: str) -> str:

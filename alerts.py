@@ -70,9 +70,15 @@ class SymbolState:
         self.checks = [(rule, rule.text, self.windows.get(rule.window.total_seconds())
                         if isinstance(rule, MoveRule) else None) for rule in rules]
         self.holding: set[tuple[str, str]] = set()  # (rule text, direction) whose condition held last time
+        # Rules with a cooldown: their period, and when each (rule text, direction) last fired (epoch s).
+        self.cooldowns = {rule.text: rule.cooldown.total_seconds() for rule in rules if rule.cooldown}
+        self.last_fired: dict[tuple[str, str], float] = {}
 
     def evaluate(self, symbol: str, ts: str, price: float, fired_at: str) -> list[AlertRow]:
-        """The alerts this quote fires; it must be newer than the last one evaluated."""
+        """The alerts this quote fires; it must be newer than the last one evaluated.
+
+        A crossing within a rule's cooldown of its last alert (same direction) fires nothing; the
+        condition still counts as holding, so only a later crossing fires once the cooldown is over."""
         moment = seconds_of(ts)
         alerts: list[AlertRow] = []
         holding: set[tuple[str, str]] = set()
@@ -80,6 +86,11 @@ class SymbolState:
             for direction, reference in self._conditions(rule, window, moment, price):
                 holding.add((text, direction))
                 if reference is not None and (text, direction) not in self.holding:
+                    if text in self.cooldowns:
+                        last = self.last_fired.get((text, direction))
+                        if last is not None and moment - last < self.cooldowns[text]:
+                            continue
+                        self.last_fired[text, direction] = moment
                     ref_ts, ref_price = reference
                     move = round((price - ref_price) / ref_price * 100, 4)
                     alerts.append(AlertRow(symbol, text, direction, price, ts, ref_price, ref_ts, move, fired_at))
@@ -145,9 +156,27 @@ class AlertEngine:
                 state.last = (row.ts, row.price)
         return alerts
 
+    def rules_holding_now(self) -> list[str]:
+        """Lines for the level rules the latest stored price is already past: a user who just set
+        `IBM>60` with IBM at 66 learns why nothing fires, and when something will."""
+        levels = [rule for rule in self.rules if isinstance(rule, LevelRule)]
+        latest = {summary.symbol: summary for summary in db.read_summaries(
+            self.connection, sorted({rule.symbol for rule in levels}))}
+        lines = []
+        for rule in levels:
+            summary = latest.get(rule.symbol)
+            if summary and (summary.price > rule.level if rule.above else summary.price < rule.level):
+                lines.append(f"{rule.text} holds now at {summary.price!r} (quote of {summary.ts}): it fires on "
+                             "the next crossing")
+        return lines
+
     def _load(self, symbol: str) -> SymbolState:
         """Replay the stored history the rules look back over, firing nothing, to rebuild the state."""
         state = SymbolState(tuple(rule for rule in self.rules if rule.applies_to(symbol)))
+        if state.cooldowns:  # when each rule last fired: a restart does not reopen a cooldown
+            for (text, direction), ts in db.last_alert_times(self.connection, symbol).items():
+                if text in state.cooldowns:
+                    state.last_fired[text, direction] = seconds_of(ts)
         lookback = longest_window(state.rules, symbol).total_seconds()
         # A quote stamped far in the future (stored before such quotes were refused) would make every
         # real quote after it look late and fire nothing: the replay stops at the plausible present.

@@ -54,7 +54,8 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_SASL_USERNAME", "", "SASL user name"),
     ("KAFKA_SASL_PASSWORD", "", "SASL password (secret)"),
     ("KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates (with SSL)"),
-    ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 (empty: none)"),
+    ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 cooldown 30m "
+                        "(empty: none)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),

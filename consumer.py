@@ -300,6 +300,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     install_stop_handlers(stop)
     announce_rules(settings)
     engine = AlertEngine(settings.alert_rules, connection) if settings.alert_rules else None
+    for line in engine.rules_holding_now() if engine else ():
+        log.info("alert rule %s", line)
     outbox = None
     try:
         outbox = open_alert_outbox(settings, connection, stop)

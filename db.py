@@ -305,6 +305,12 @@ def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds:
         {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
 
 
+def last_alert_times(connection: sqlite3.Connection, symbol: str) -> dict[tuple[str, str], str]:
+    """When each (rule, direction) last fired for `symbol`: the ts of its newest alert."""
+    return {(rule, direction): ts for rule, direction, ts in connection.execute(
+        "SELECT rule, direction, max(ts) FROM alerts WHERE symbol = ? GROUP BY rule, direction", (symbol,))}
+
+
 def claim_alerts(connection: sqlite3.Connection, claim: Claim, lapsed_before: str,
                  limit: int = 500) -> list[tuple[int, AlertRow]]:
     """Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),

@@ -42,7 +42,20 @@ def test_which_symbols_a_rule_watches_and_how_far_back():
 
 
 SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
-          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150)")
+          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), each optionally ending in cooldown PERIOD")
+
+
+def test_a_cooldown_ends_any_rule_and_is_part_of_its_text():
+    rules = parse_rules("IBM>150 cooldown 30m, tsla:-2%/15m COOLDOWN 1h, 2%/15mcooldown90m, IBM>150")
+    assert rules == (
+        LevelRule("IBM", 150.0, above=True, cooldown=timedelta(minutes=30)),
+        MoveRule(2.0, timedelta(minutes=15), "TSLA", "down", cooldown=timedelta(hours=1)),
+        MoveRule(2.0, timedelta(minutes=15), cooldown=timedelta(minutes=90)),
+        LevelRule("IBM", 150.0, above=True),  # without a cooldown: another rule
+    )
+    assert [rule.text for rule in rules] == ["IBM>150 cooldown 30m", "TSLA:-2%/15m cooldown 1h",
+                                             "2%/15m cooldown 90m", "IBM>150"]
+    assert parse_rules(" , ".join(rule.text for rule in rules)) == rules
 
 
 @pytest.mark.parametrize(("written", "message"), [
@@ -59,6 +72,11 @@ SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h
     ("AAPL>-5", "'AAPL>-5': the price must be a positive number, got -5"),
     ("AAPL>nan", "'AAPL>nan': the price must be a positive number, got nan"),
     ("$$:2%/1h", "'$$:2%/1h': '$$' is not a valid symbol (letters, digits, '.' and '-', at most 20)"),
+    ("IBM>150 cooldown 30x", "'IBM>150cooldown30x': cooldown '30x' is not a duration (a number and s, m, h, d or w, "
+                             "e.g. 15m)"),
+    ("IBM>150 cooldown 0m", "'IBM>150cooldown0m': cooldown '0m' is not a positive duration"),
+    ("IBM>150 cooldown", "'IBM>150cooldown': '150cooldown' is not a price"),
+    ("cooldown 5m", f"'cooldown5m' is not a rule: {SYNTAX}"),
 ])
 def test_a_malformed_rule_says_which_and_why(written, message):
     with pytest.raises(RuleError) as caught:

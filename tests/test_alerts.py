@@ -143,9 +143,44 @@ def test_a_quote_older_than_the_last_one_is_stored_but_fires_nothing(consumer):
     assert store.store(quote("AAPL", 3, 250)) == []
 
 
+def test_a_cooldown_lets_a_flapping_price_fire_once_per_period_and_direction(consumer):
+    store = consumer("IBM>150 cooldown 30m, IBM<149 cooldown 30m")
+    # Across 150 every two minutes for an hour, and below 149 twice.
+    flapping = [(minute, 151.0 if minute % 4 else 149.5) for minute in range(0, 62, 2)]
+    fired = feed(store, "IBM", [*flapping[:10], (19, 148.5), (20, 151), (21, 148), (22, 151), *flapping[12:]])
+    assert [(a.rule, a.direction, a.ts) for a in fired] == [
+        ("IBM>150 cooldown 30m", "up", at(2)),
+        ("IBM<149 cooldown 30m", "down", at(19)),
+        ("IBM>150 cooldown 30m", "up", at(34)),  # the first crossing once 30 minutes have passed
+    ]
+    # Without the cooldown the same quotes fire at every crossing.
+    plain = Consumer(store.connection.execute("PRAGMA database_list").fetchone()[2] + "-plain", "IBM>150")
+    assert len(feed(plain, "IBM", flapping)) == 15
+
+
+def test_a_cooldown_survives_a_restart(tmp_path):
+    before = Consumer(tmp_path / "stocks.db", "IBM>150 cooldown 1h")
+    assert len(feed(before, "IBM", [(0, 149), (1, 151), (2, 149)])) == 1
+    before.connection.close()
+    after = Consumer(tmp_path / "stocks.db", "IBM>150 cooldown 1h")  # the alert at minute 1 is in the table
+    assert feed(after, "IBM", [(30, 151), (40, 149)]) == []
+    assert [a.ts for a in feed(after, "IBM", [(61, 151)])] == [at(61)]
+
+
+def test_the_level_rules_that_hold_already_are_named_at_start(consumer):
+    store = consumer("IBM>60, IBM<70, MSFT>400 cooldown 1h, MSFT<100, 2%/15m, TSLA>1")
+    feed(store, "IBM", [(0, 66.1)])
+    feed(store, "MSFT", [(0, 405.5)])
+    assert store.engine.rules_holding_now() == [
+        f"IBM>60 holds now at 66.1 (quote of {at(0)}): it fires on the next crossing",
+        f"IBM<70 holds now at 66.1 (quote of {at(0)}): it fires on the next crossing",
+        f"MSFT>400 cooldown 1h holds now at 405.5 (quote of {at(0)}): it fires on the next crossing",
+    ]  # TSLA has no quote yet: nothing to say
+
+
 SERIES = [(0, 100), (3, 101), (6, 102.5), (9, 99), (12, 97), (20, 96.5), (22, 99), (40, 101), (41, 97),
           (42, 96), (45, 101.5), (47, 103), (60, 98), (61, 99)]
-RULES = "2%/15m, TSLA:+4%/30m, TSLA>100, TSLA<97.5"
+RULES = "2%/15m, TSLA:+4%/30m, TSLA>100, TSLA<97.5, TSLA>98 cooldown 20m, 1%/10m cooldown 25m"
 
 
 @pytest.mark.parametrize("restart_after", range(1, len(SERIES)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -72,6 +73,10 @@ def test_a_crossing_fires_exactly_one_alert_in_the_table_and_on_the_topic(kafka_
     rows = stored_alerts(db_path)
     assert [(row["price"], row["reference_price"]) for row in rows] == [(150.75, 149.5), (150.5, 149.0)]
     assert again.stderr.count("ALERT ") == 1
+    # It said at start that the rule already held (151.20 was the last quote), and would fire on a crossing.
+    assert re.search(r"alert rule IBM>150 holds now at 151\.2 \(quote of [\d-]+T[\d:.]+Z\): it fires on the next "
+                     r"crossing\n", again.stderr), again.stderr
+    assert "holds now" not in consumed.stderr
 
     # Reading every quote again (a new consumer group) repeats no alert, in the table or on the topic.
     replay = run_script("consumer.py", "--idle-exit", "3", env={**env, "KAFKA_GROUP_ID": f"{topic}-replay"})
