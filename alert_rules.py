@@ -18,13 +18,17 @@ from functools import cached_property
 from durations import format_duration, parse_duration
 from symbols import SYMBOL_PATTERN
 
+AVERAGE_PATTERN = re.compile(r"(?P<symbol>[^<>]*)(?P<op>[<>])ma(?P<count>.+)", re.IGNORECASE)
+GAP_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?gap(?P<sign>[+-]?)(?P<percent>[^%]+)%", re.IGNORECASE)
+MAX_AVERAGE_COUNT = 1000
 MOVE_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?(?P<sign>[+-]?)(?P<percent>[^%]+)%/(?P<window>.+)")
 LEVEL_PATTERN = re.compile(r"(?P<symbol>[^<>]+)(?P<op>[<>])(?P<level>.+)")
 RULE_SEPARATORS = re.compile(r"[,;]")
 # After the spaces are taken out: "IBM>150cooldown30m". A symbol never holds "cooldown" followed by a digit.
 COOLDOWN_PATTERN = re.compile(r"(?P<rule>.+?)cooldown(?P<period>\d.*)", re.IGNORECASE)
 SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
-          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), each optionally ending in cooldown PERIOD")
+          "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), SYMBOL>maN or <maN (IBM>ma20), "
+          "gapPERCENT% (gap2%, TSLA:gap+3%), each optionally ending in cooldown PERIOD")
 
 
 class RuleError(ValueError):
@@ -74,7 +78,45 @@ class LevelRule:
         return self.symbol == symbol
 
 
-Rule = MoveRule | LevelRule
+@dataclass(frozen=True)
+class AverageRule:
+    """Fires when a price goes from at-or-below its average over the last `count` quotes (itself included)
+    to above it (or the other way for `<`)."""
+
+    count: int
+    above: bool
+    symbol: str | None = None  # None: every symbol
+    cooldown: timedelta | None = None
+
+    @cached_property
+    def text(self) -> str:
+        return f"{self.symbol or ''}{'>' if self.above else '<'}ma{self.count}{_cooldown_text(self)}"
+
+    def applies_to(self, symbol: str) -> bool:
+        return self.symbol is None or self.symbol == symbol
+
+
+@dataclass(frozen=True)
+class GapRule:
+    """Fires on a trading day's first quote when it is at least `percent` away from the last quote before
+    the day (the previous close): a gap at the open."""
+
+    percent: float
+    symbol: str | None = None
+    direction: str = "both"
+    cooldown: timedelta | None = None
+
+    @cached_property
+    def text(self) -> str:
+        sign = {"up": "+", "down": "-", "both": ""}[self.direction]
+        prefix = f"{self.symbol}:" if self.symbol else ""
+        return f"{prefix}gap{sign}{plain_number(self.percent)}%{_cooldown_text(self)}"
+
+    def applies_to(self, symbol: str) -> bool:
+        return self.symbol is None or self.symbol == symbol
+
+
+Rule = MoveRule | LevelRule | AverageRule | GapRule
 
 
 def _cooldown_text(rule: Rule) -> str:
@@ -113,6 +155,19 @@ def parse_rule(written: str) -> Rule:
 
 
 def _parse_plain_rule(rule: str, written: str) -> Rule:
+    average = AVERAGE_PATTERN.fullmatch(rule)
+    if average:
+        symbol = _symbol(written, average["symbol"]) if average["symbol"] else None
+        count = average["count"]
+        if not count.isdigit() or not 2 <= int(count) <= MAX_AVERAGE_COUNT:
+            raise RuleError(f"{written!r}: the average's quote count must be a whole number from 2 to "
+                            f"{MAX_AVERAGE_COUNT}, got {count}")
+        return AverageRule(int(count), above=average["op"] == ">", symbol=symbol)
+    gap = GAP_PATTERN.fullmatch(rule)
+    if gap:
+        symbol = _symbol(written, gap["symbol"]) if gap["symbol"] is not None else None
+        return GapRule(_positive(written, gap["percent"], "percentage"), symbol,
+                       {"+": "up", "-": "down", "": "both"}[gap["sign"]])
     move = MOVE_PATTERN.fullmatch(rule)
     if move:
         symbol = _symbol(written, move["symbol"]) if move["symbol"] is not None else None
@@ -153,6 +208,11 @@ def _positive(written: str, raw: str, what: str) -> float:
     if not value > 0 or not math.isfinite(value):
         raise RuleError(f"{written!r}: the {what} must be a positive number, got {raw}")
     return value
+
+
+def quotes_needed(rules: tuple[Rule, ...], symbol: str) -> int:
+    """How many of the last quotes the rules that apply to `symbol` look back over (at least the last one)."""
+    return max((rule.count for rule in rules if isinstance(rule, AverageRule) and rule.applies_to(symbol)), default=1)
 
 
 def longest_window(rules: tuple[Rule, ...], symbol: str) -> timedelta:

@@ -8,13 +8,25 @@ the stored quotes, a restart or a redelivered batch neither loses nor repeats an
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import db
-from alert_rules import LevelRule, MoveRule, Rule, longest_window, parse_rule, plain_number
+from alert_rules import (
+    AverageRule,
+    GapRule,
+    LevelRule,
+    MoveRule,
+    Rule,
+    longest_window,
+    parse_rule,
+    plain_number,
+    quotes_needed,
+)
+from market.days import quote_day
 from messages import AlertRow, QuoteRow, format_time, future_limit
 from quotesource.alphavantage import TIME_SERIES_DAILY
 
@@ -64,6 +76,12 @@ class SymbolState:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
         self.last: tuple[str, float] | None = None  # (ts, price) of the last quote evaluated
+        self.last_day: str | None = None  # its trading day, when a gap rule needs it
+        self.needs_day = any(isinstance(rule, GapRule) for rule in rules)
+        # The last quotes' (ts, price), as many as the longest moving average needs (itself excluded).
+        averaged = [rule.count for rule in rules if isinstance(rule, AverageRule)]
+        self.prices: deque[tuple[str, float]] = deque(maxlen=max(averaged) - 1 if averaged else 0)
+        self.seen = 0  # quotes evaluated so far (replayed ones included)
         self.windows = {rule.window.total_seconds(): WindowExtremes(rule.window.total_seconds())
                         for rule in rules if isinstance(rule, MoveRule)}
         # Each rule with its text and its window's extremes (None for a level rule), looked up once.
@@ -74,16 +92,18 @@ class SymbolState:
         self.cooldowns = {rule.text: rule.cooldown.total_seconds() for rule in rules if rule.cooldown}
         self.last_fired: dict[tuple[str, str], float] = {}
 
-    def evaluate(self, symbol: str, ts: str, price: float, fired_at: str) -> list[AlertRow]:
+    def evaluate(self, symbol: str, ts: str, price: float, fired_at: str,
+                 trading_day: str | None = None) -> list[AlertRow]:
         """The alerts this quote fires; it must be newer than the last one evaluated.
 
         A crossing within a rule's cooldown of its last alert (same direction) fires nothing; the
         condition still counts as holding, so only a later crossing fires once the cooldown is over."""
         moment = seconds_of(ts)
+        day = quote_day(ts, trading_day).day if self.needs_day else None
         alerts: list[AlertRow] = []
         holding: set[tuple[str, str]] = set()
         for rule, text, window in self.checks:
-            for direction, reference in self._conditions(rule, window, moment, price):
+            for direction, reference in self._conditions(rule, window, moment, price, day):
                 holding.add((text, direction))
                 if reference is not None and (text, direction) not in self.holding:
                     if text in self.cooldowns:
@@ -97,19 +117,29 @@ class SymbolState:
         self.holding = holding
         for extremes in self.windows.values():
             extremes.push(moment, ts, price)
-        self.last = (ts, price)
+        if self.prices.maxlen:
+            self.prices.append((ts, price))
+        self.seen += 1
+        self.last, self.last_day = (ts, price), day
         return alerts
 
-    def _conditions(self, rule: Rule, window: WindowExtremes | None, moment: float,
-                    price: float) -> list[tuple[str, tuple[str, float] | None]]:
+    def _conditions(self, rule: Rule, window: WindowExtremes | None, moment: float, price: float,
+                    day: str | None) -> list[tuple[str, tuple[str, float] | None]]:
         """The directions in which `rule` holds at this quote, each with its reference (ts, price).
 
         A level rule holds while the price is past its line; its reference is the quote before. The
         first quote of a symbol has none: it only tells which side of the line the price starts on.
+        Likewise an average rule on the first quote that has its average: the reference is the average,
+        stamped with the oldest quote in it. A gap rule holds on a day's first quote only, against the
+        last quote before it.
         """
         if isinstance(rule, LevelRule):
             past = price > rule.level if rule.above else price < rule.level
             return [("up" if rule.above else "down", self.last)] if past else []
+        if isinstance(rule, AverageRule):
+            return self._average_condition(rule, price)
+        if isinstance(rule, GapRule):
+            return self._gap_condition(rule, price, day)
         assert window is not None
         found = window.extremes(moment)
         if found is None:
@@ -120,6 +150,32 @@ class SymbolState:
             held.append(("up", (low_ts, low)))
         if rule.direction != "up" and (high - price) / high * 100 >= rule.percent - TOLERANCE:
             held.append(("down", (high_ts, high)))
+        return held
+
+    def _average_condition(self, rule: AverageRule, price: float) -> list[tuple[str, tuple[str, float] | None]]:
+        if self.seen < rule.count - 1:
+            return []  # not yet `count` quotes
+        window = list(self.prices)[len(self.prices) - (rule.count - 1):]
+        # fsum: exactly rounded whatever the order of the terms, so a restart's replay decides alike.
+        average = math.fsum([price, *(earlier for _, earlier in window)]) / rule.count
+        past = price > average if rule.above else price < average
+        if not past:
+            return []
+        # The first quote with an average only tells which side of it the price starts on.
+        reference = (window[0][0], round(average, 6)) if self.seen >= rule.count else None
+        return [("up" if rule.above else "down", reference)]
+
+    def _gap_condition(self, rule: GapRule, price: float,
+                       day: str | None) -> list[tuple[str, tuple[str, float] | None]]:
+        if self.last is None or self.last_day is None or day == self.last_day:
+            return []
+        close_ts, close = self.last
+        gap = (price - close) / close * 100
+        held = []
+        if rule.direction != "down" and gap >= rule.percent - TOLERANCE:
+            held.append(("up", (close_ts, close)))
+        if rule.direction != "up" and -gap >= rule.percent - TOLERANCE:
+            held.append(("down", (close_ts, close)))
         return held
 
 
@@ -149,7 +205,7 @@ class AlertEngine:
             if state.last is not None and row.ts <= state.last[0]:
                 continue  # already stored (a redelivery), or older than what is: not a move now
             if state.rules:
-                fired = state.evaluate(row.symbol, row.ts, row.price, fired_at)
+                fired = state.evaluate(row.symbol, row.ts, row.price, fired_at, row.trading_day)
                 if row.source != TIME_SERIES_DAILY:  # history sets the scene; a crossing months ago is no news
                     alerts.extend(fired)
             else:
@@ -180,8 +236,10 @@ class AlertEngine:
         lookback = longest_window(state.rules, symbol).total_seconds()
         # A quote stamped far in the future (stored before such quotes were refused) would make every
         # real quote after it look late and fire nothing: the replay stops at the plausible present.
-        for ts, price in db.recent_prices(self.connection, symbol, lookback, future_limit(self.clock())):
-            state.evaluate(symbol, ts, price, "")
+        for ts, price, trading_day in db.recent_quotes(self.connection, symbol, lookback,
+                                                       quotes_needed(state.rules, symbol),
+                                                       future_limit(self.clock())):
+            state.evaluate(symbol, ts, price, "", trading_day)
         self.states[symbol] = state
         return state
 
@@ -193,6 +251,14 @@ def describe_alert(alert: AlertRow) -> str:
         side = "above" if rule.above else "below"
         return (f"{alert.symbol} crossed {side} {plain_number(rule.level)}: {alert.price!r} at "
                 f"{alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) [rule {alert.rule}]")
+    if isinstance(rule, AverageRule):
+        side = "above" if rule.above else "below"
+        return (f"{alert.symbol} crossed {side} its {rule.count}-quote average {alert.reference_price!r}: "
+                f"{alert.price!r} at {alert.ts} ({alert.move_percent:+.2f}%) [rule {alert.rule}]")
+    if isinstance(rule, GapRule):
+        return (f"{alert.symbol} gapped {alert.direction} {alert.move_percent:+.2f}% at the open: {alert.price!r} at "
+                f"{alert.ts}, from the previous close {alert.reference_price!r} at {alert.reference_ts} "
+                f"[rule {alert.rule}]")
     extreme = "low" if alert.direction == "up" else "high"
     return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price!r} at {alert.ts}, from the "
             f"window's {extreme} {alert.reference_price!r} at {alert.reference_ts} [rule {alert.rule}]")

@@ -292,17 +292,20 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
     return connection.execute("SELECT count(*) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
 
 
-def recent_prices(connection: sqlite3.Connection, symbol: str, lookback_seconds: float,
-                  until: str) -> list[tuple[str, float]]:
-    """(ts, price) of a symbol's latest quote at or before `until` and of those up to `lookback_seconds`
-    before it, oldest first."""
-    return connection.execute(
-        """SELECT ts, price FROM stock_prices
+def recent_quotes(connection: sqlite3.Connection, symbol: str, lookback_seconds: float, count: int,
+                  until: str) -> list[tuple[str, float, str | None]]:
+    """(ts, price, trading_day) of a symbol's last `count` quotes at or before `until` and of those up to
+    `lookback_seconds` before the latest, oldest first: what the alert rules look back over."""
+    within = connection.execute(
+        """SELECT ts, price, trading_day FROM stock_prices
            WHERE symbol = :symbol AND ts <= :until AND ts >= (
                SELECT strftime('%Y-%m-%dT%H:%M:%fZ', max(ts), '-' || :lookback || ' seconds')
-               FROM stock_prices WHERE symbol = :symbol AND ts <= :until)
-           ORDER BY ts""",
+               FROM stock_prices WHERE symbol = :symbol AND ts <= :until)""",
         {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
+    last = connection.execute(
+        "SELECT ts, price, trading_day FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
+        (symbol, until, count)).fetchall()
+    return sorted(set(within) | set(last))
 
 
 def last_alert_times(connection: sqlite3.Connection, symbol: str) -> dict[tuple[str, str], str]:

@@ -28,9 +28,9 @@ def quote(symbol: str, minutes: float, price: float) -> QuoteRow:
 class Consumer:
     """What consumer.py does with each batch: evaluate, then store quotes and alerts together."""
 
-    def __init__(self, path: Path, rules: str) -> None:
+    def __init__(self, path: Path, rules: str, fired_at: datetime = FIRED_AT) -> None:
         self.connection = db.connect(path)
-        self.engine = AlertEngine(parse_rules(rules), self.connection, clock=lambda: FIRED_AT)
+        self.engine = AlertEngine(parse_rules(rules), self.connection, clock=lambda: fired_at)
 
     def store(self, *rows: QuoteRow) -> list[AlertRow]:
         alerts = self.engine.evaluate(rows)
@@ -232,3 +232,48 @@ def test_prices_in_an_alert_line_are_as_stored_not_rounded():
     level = AlertRow("BRK.A", "BRK.A>1000000", "up", 1234567.0, at(2), 164.0625, at(1), 0.1, at(3))
     assert describe_alert(level).startswith("BRK.A crossed above 1000000: 1234567.0 at 2026-11-24T14:32:00.000Z "
                                             "(previous quote 164.0625 at ")
+
+
+def test_a_price_crossing_its_moving_average_fires_once_per_crossing(consumer):
+    store = consumer("IBM>ma3, IBM<ma3")
+    # Averages of the last three: -, -, 101 (103 above it on the first quote with one: no alert), 102,
+    # 101.67 (99 below it: down), 99, 98 (100 above it: up), 98.67 (101: still above).
+    fired = feed(store, "IBM", [(0, 100), (1, 100), (2, 103), (3, 103), (4, 99), (5, 95), (6, 100), (7, 101)])
+    assert [(a.rule, a.direction, a.price, a.ts, a.reference_price, a.reference_ts, a.move_percent) for a in fired] == [
+        ("IBM<ma3", "down", 99, at(4), round(305 / 3, 6), at(2), -2.623),
+        ("IBM>ma3", "up", 100, at(6), 98.0, at(4), 2.0408),
+    ]
+    assert describe_alert(fired[0]) == (f"IBM crossed below its 3-quote average 101.666667: 99 at {at(4)} "
+                                        "(-2.62%) [rule IBM<ma3]")
+
+
+def test_a_gap_at_the_open_fires_on_the_days_first_quote_only(consumer):
+    store = consumer("gap2%, MSFT:gap+5%")
+    monday, tuesday, wednesday = 0, 24 * 60, 2 * 24 * 60
+    fired = feed(store, "IBM", [(monday, 100), (monday + 390, 110.0),  # the close: 110
+                                (tuesday, 107.5), (tuesday + 1, 100),  # -2.27% at the open; later moves do not count
+                                (wednesday, 101)])  # +1% from 100: no gap
+    assert [(a.direction, a.price, a.reference_price, a.reference_ts, a.move_percent) for a in fired] == [
+        ("down", 107.5, 110, at(monday + 390), -2.2727)]
+    assert describe_alert(fired[0]) == (f"IBM gapped down -2.27% at the open: 107.5 at {at(tuesday)}, from the "
+                                        f"previous close 110.0 at {at(monday + 390)} [rule gap2%]")
+    assert [a.rule for a in feed(store, "MSFT", [(monday, 100), (tuesday, 96), (wednesday, 101)])] == [
+        "gap2%", "gap2%", "MSFT:gap+5%"]
+
+
+TWO_DAYS = [(0, 100), (1, 102), (2, 101), (3, 99), (4, 98), (24 * 60, 103), (24 * 60 + 1, 99), (24 * 60 + 2, 100),
+            (48 * 60, 97), (48 * 60 + 1, 98), (48 * 60 + 2, 96)]
+TWO_DAY_RULES = "gap2%, TSLA:gap-1% cooldown 2d, TSLA>ma3, <ma4, TSLA>100"
+
+
+@pytest.mark.parametrize("restart_after", range(1, len(TWO_DAYS)))
+def test_a_restart_anywhere_gives_the_same_gap_and_average_alerts(tmp_path, restart_after):
+    later = START + timedelta(days=3)  # the engine's clock: the series is not in its future
+    expected = feed(Consumer(tmp_path / "once.db", TWO_DAY_RULES, later), "TSLA", TWO_DAYS)
+    assert {a.rule for a in expected} == {"gap2%", "TSLA:gap-1% cooldown 2d", "TSLA>ma3", "<ma4", "TSLA>100"}
+    before = Consumer(tmp_path / "restarted.db", TWO_DAY_RULES, later)
+    fired = feed(before, "TSLA", TWO_DAYS[:restart_after])
+    before.connection.close()
+    after = Consumer(tmp_path / "restarted.db", TWO_DAY_RULES, later)
+    fired += feed(after, "TSLA", TWO_DAYS[restart_after:])
+    assert fired == expected
