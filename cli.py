@@ -37,11 +37,16 @@ def install_stop_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
 
+def read_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the flags, the environment and the settings file (--env-file, default .env); ConfigError."""
+    return load_settings(overrides_from(args), env_file=args.env_file or ".env",
+                         env_file_required=args.env_file is not None)
+
+
 def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
     """Load settings and configure logging; print the problem and return None when they are bad."""
     try:
-        settings = load_settings(overrides_from(args), env_file=args.env_file or ".env",
-                                 env_file_required=args.env_file is not None)
+        settings = read_settings(args)
     except ConfigError as exc:
         print_error(prog, str(exc))
         return None

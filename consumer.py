@@ -27,6 +27,7 @@ from kafka.errors import CommitFailedError, KafkaError
 
 import db
 from alert_outbox import AlertOutbox
+from alert_reload import RuleReloader
 from alerts import AlertEngine, describe_alert
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
 from config import Settings, add_common_arguments, settings_epilog
@@ -209,11 +210,14 @@ def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int =
 
 
 def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
-            watch: ConnectionWatch, idle_exit: float | None = None) -> int:
-    """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored."""
+            watch: ConnectionWatch, idle_exit: float | None = None,
+            between_batches: Callable[[], None] = lambda: None) -> int:
+    """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored.
+    `between_batches` runs after each cycle (a SIGHUP's reload of the rules)."""
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
+        between_batches()
         try:
             seen, stored = poll_and_store(consumer, store)
         except Stopped:
@@ -299,8 +303,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     announce_rules(settings)
-    engine = AlertEngine(settings.alert_rules, connection) if settings.alert_rules else None
-    for line in engine.rules_holding_now() if engine else ():
+    # An engine even without rules: a SIGHUP may bring some, and a rebalance must reach it.
+    engine = AlertEngine(settings.alert_rules, connection)
+    for line in engine.rules_holding_now():
         log.info("alert rule %s", line)
     outbox = None
     try:
@@ -311,18 +316,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             close_producer(outbox.producer, timeout=3.0)
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
+    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
+    reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules)
+    reloader.install()
     try:
         watch = ConnectionWatch(consumer, settings.bootstrap_servers)
-        store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
-        total = consume(consumer, store, stop, watch, args.idle_exit)
+        total = consume(consumer, store, stop, watch, args.idle_exit, reloader.reload_if_asked)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
         consumer.close(autocommit=False)
-        if outbox:
-            close_alert_outbox(outbox)
+        if store.outbox:  # opened at start, or by a SIGHUP that brought the first rules
+            close_alert_outbox(store.outbox)
         connection.close()
     log.info("stopped; %d new quote(s) stored in this run", total)
     return ExitCode.OK

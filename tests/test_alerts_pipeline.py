@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 import db
 from alphavantage_standin import Answer, fixture
-from conftest import pipeline_env, run_script, topic_records
+from conftest import pipeline_env, run_script, running, start_script, topic_records
 from messages import AlertRow, format_time
 
 pytestmark = pytest.mark.slow
@@ -40,6 +42,14 @@ def stored_alerts(db_path: Path) -> list[dict]:
     rows = [dict(row) for row in connection.execute("SELECT * FROM alerts ORDER BY id")]
     connection.close()
     return rows
+
+
+def stored_quotes(path: Path) -> list[tuple]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("SELECT symbol, ts, price FROM stock_prices ORDER BY ts").fetchall()
+    finally:
+        connection.close()
 
 
 def published_alerts(broker, topic: str) -> list[dict]:
@@ -151,3 +161,54 @@ def test_a_quote_stamped_in_the_future_is_set_aside_and_alerts_go_on_firing(kafk
     result = run_script("consumer.py", "--idle-exit", "3", env=env)
     assert result.returncode == 0, result.stderr
     assert [alert["ts"] for alert in stored_alerts(db_path)][-1] == "2026-01-05T15:07:00.000Z"
+
+
+def test_sighup_reloads_the_rules_from_the_settings_file_and_a_bad_set_keeps_the_old(kafka_broker, topic, standin,
+                                                                                      tmp_path):
+    from kafka import KafkaProducer
+
+    db_path, log_path, settings_file = tmp_path / "stocks.db", tmp_path / "consumer.log", tmp_path / "settings.env"
+    settings_file.write_text("ALERT_RULES=IBM>100\n")
+    env = pipeline_env(kafka_broker, topic, standin, db_path, KAFKA_ALERTS_TOPIC=f"{topic}-alerts")
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    minute = iter(range(60))
+
+    def send(*prices: float) -> None:
+        for price in prices:
+            producer.send(topic, key=b"IBM", value=quote_message(price, f"2026-01-05T15:{next(minute):02d}:00.000Z"))
+        producer.flush()
+
+    def wait_for(what, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while not what() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert what(), log_path.read_text()
+
+    def logged(text: str) -> bool:
+        return text in log_path.read_text()
+
+    with running(start_script("consumer.py", "--env-file", str(settings_file), env=env, log_path=log_path)) as process:
+        wait_for(lambda: logged("consuming "))
+        send(90, 110)
+        wait_for(lambda: [a["rule"] for a in stored_alerts(db_path)] == ["IBM>100"])
+        settings_file.write_text("ALERT_RULES=IBM>120 cooldown 1h\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: logged("SIGHUP: alert rules now IBM>120 cooldown 1h (were IBM>100)"))
+        send(90, 130)  # crosses 100 again (no rule any more) and 120 (the new one)
+        wait_for(lambda: [a["rule"] for a in stored_alerts(db_path)] == ["IBM>100", "IBM>120 cooldown 1h"])
+        settings_file.write_text("ALERT_RULES=IBM>>1\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: logged("SIGHUP: the settings cannot be read, the alert rules in force are kept"))
+        settings_file.write_text("ALERT_RULES=\n")  # none: the engine stays, with no rules
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: logged("SIGHUP: alert rules now none (were IBM>120 cooldown 1h)"))
+        send(90, 130)
+        wait_for(lambda: len(stored_quotes(db_path)) == 6)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    producer.close()
+    log = log_path.read_text()
+    assert [a["rule"] for a in stored_alerts(db_path)] == ["IBM>100", "IBM>120 cooldown 1h"]
+    assert ("ERROR consumer: SIGHUP: the settings cannot be read, the alert rules in force are kept (IBM>120 cooldown "
+            "1h): ALERT_RULES: 'IBM>>1': '>1' is not a price") in log
+    assert log.count(" ERROR ") == 1 and "Traceback" not in log
