@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 import db
 from alphavantage_standin import Answer, fixture
-from conftest import pipeline_env, run_script, running, start_script, topic_records
+from conftest import PROJECT_DIR, pipeline_env, run_script, running, start_script, topic_records
 from messages import AlertRow, format_time
 
 pytestmark = pytest.mark.slow
@@ -212,3 +214,23 @@ def test_sighup_reloads_the_rules_from_the_settings_file_and_a_bad_set_keeps_the
     assert ("ERROR consumer: SIGHUP: the settings cannot be read, the alert rules in force are kept (IBM>120 cooldown "
             "1h): ALERT_RULES: 'IBM>>1': '>1' is not a price") in log
     assert log.count(" ERROR ") == 1 and "Traceback" not in log
+
+
+def test_the_readme_snippet_that_follows_alerts_shows_those_already_on_the_topic(kafka_broker, topic):
+    from kafka import KafkaProducer
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    snippet = readme.split("To follow alerts from another program:", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    alerts_topic = f"{topic}-alerts"
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    producer.send(alerts_topic, key=b"IBM", value=b'{"v":1,"symbol":"IBM","rule":"IBM>150"}').get(timeout=30)
+    producer.close()
+    program = snippet.replace("localhost:9092", kafka_broker.bootstrap_servers).replace("stock_alerts", alerts_topic)
+    process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "the snippet printed nothing within 60 s"
+        assert process.stdout.readline() == '{"v":1,"symbol":"IBM","rule":"IBM>150"}\n'
+    finally:
+        process.kill()
+        process.wait()
