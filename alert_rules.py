@@ -19,6 +19,7 @@ from durations import format_duration, parse_duration
 from symbols import SYMBOL_PATTERN
 
 AVERAGE_PATTERN = re.compile(r"(?P<symbol>[^<>]*)(?P<op>[<>])ma(?P<count>.+)", re.IGNORECASE)
+VOLUME_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?vol(?P<times>[^x]+)x/(?P<count>.+)", re.IGNORECASE)
 GAP_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?gap(?P<sign>[+-]?)(?P<percent>[^%]+)%", re.IGNORECASE)
 MAX_AVERAGE_COUNT = 1000
 MOVE_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?(?P<sign>[+-]?)(?P<percent>[^%]+)%/(?P<window>.+)")
@@ -28,7 +29,8 @@ RULE_SEPARATORS = re.compile(r"[,;]")
 COOLDOWN_PATTERN = re.compile(r"(?P<rule>.+?)cooldown(?P<period>\d.*)", re.IGNORECASE)
 SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
           "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), SYMBOL>maN or <maN (IBM>ma20), "
-          "gapPERCENT% (gap2%, TSLA:gap+3%), each optionally ending in cooldown PERIOD")
+          "gapPERCENT% (gap2%, TSLA:gap+3%), volTIMESx/COUNT (vol3x/20, IBM:vol5x/30), "
+          "each optionally ending in cooldown PERIOD")
 
 
 class RuleError(ValueError):
@@ -116,7 +118,25 @@ class GapRule:
         return self.symbol is None or self.symbol == symbol
 
 
-Rule = MoveRule | LevelRule | AverageRule | GapRule
+@dataclass(frozen=True)
+class VolumeRule:
+    """Fires when a quote's volume is at least `times` the average volume of the `count` quotes before it."""
+
+    times: float
+    count: int
+    symbol: str | None = None
+    cooldown: timedelta | None = None
+
+    @cached_property
+    def text(self) -> str:
+        prefix = f"{self.symbol}:" if self.symbol else ""
+        return f"{prefix}vol{plain_number(self.times)}x/{self.count}{_cooldown_text(self)}"
+
+    def applies_to(self, symbol: str) -> bool:
+        return self.symbol is None or self.symbol == symbol
+
+
+Rule = MoveRule | LevelRule | AverageRule | GapRule | VolumeRule
 
 
 def _cooldown_text(rule: Rule) -> str:
@@ -158,11 +178,13 @@ def _parse_plain_rule(rule: str, written: str) -> Rule:
     average = AVERAGE_PATTERN.fullmatch(rule)
     if average:
         symbol = _symbol(written, average["symbol"]) if average["symbol"] else None
-        count = average["count"]
-        if not count.isdigit() or not 2 <= int(count) <= MAX_AVERAGE_COUNT:
-            raise RuleError(f"{written!r}: the average's quote count must be a whole number from 2 to "
-                            f"{MAX_AVERAGE_COUNT}, got {count}")
-        return AverageRule(int(count), above=average["op"] == ">", symbol=symbol)
+        count = _count(written, average["count"], 2, "average's quote count")
+        return AverageRule(count, above=average["op"] == ">", symbol=symbol)
+    volume = VOLUME_PATTERN.fullmatch(rule)
+    if volume:
+        symbol = _symbol(written, volume["symbol"]) if volume["symbol"] is not None else None
+        return VolumeRule(_positive(written, volume["times"], "volume multiple"),
+                          _count(written, volume["count"], 1, "quote count of the volume average"), symbol)
     gap = GAP_PATTERN.fullmatch(rule)
     if gap:
         symbol = _symbol(written, gap["symbol"]) if gap["symbol"] is not None else None
@@ -183,6 +205,13 @@ def _parse_plain_rule(rule: str, written: str) -> Rule:
         return LevelRule(_symbol(written, level["symbol"]), _positive(written, level["level"], "price"),
                          above=level["op"] == ">")
     raise RuleError(f"{written!r} is not a rule: {SYNTAX}")
+
+
+def _count(written: str, raw: str, least: int, what: str) -> int:
+    if not raw.isdigit() or not least <= int(raw) <= MAX_AVERAGE_COUNT:
+        raise RuleError(f"{written!r}: the {what} must be a whole number from {least} to {MAX_AVERAGE_COUNT}, "
+                        f"got {raw}")
+    return int(raw)
 
 
 def _is_rule(written: str) -> bool:
@@ -212,7 +241,9 @@ def _positive(written: str, raw: str, what: str) -> float:
 
 def quotes_needed(rules: tuple[Rule, ...], symbol: str) -> int:
     """How many of the last quotes the rules that apply to `symbol` look back over (at least the last one)."""
-    return max((rule.count for rule in rules if isinstance(rule, AverageRule) and rule.applies_to(symbol)), default=1)
+    counts = [rule.count for rule in rules if isinstance(rule, AverageRule) and rule.applies_to(symbol)]
+    counts += [rule.count + 1 for rule in rules if isinstance(rule, VolumeRule) and rule.applies_to(symbol)]
+    return max(counts, default=1)
 
 
 def longest_window(rules: tuple[Rule, ...], symbol: str) -> timedelta:

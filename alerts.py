@@ -21,6 +21,7 @@ from alert_rules import (
     LevelRule,
     MoveRule,
     Rule,
+    VolumeRule,
     longest_window,
     parse_rule,
     plain_number,
@@ -82,6 +83,8 @@ class SymbolState:
         averaged = [rule.count for rule in rules if isinstance(rule, AverageRule)]
         self.prices: deque[tuple[str, float]] = deque(maxlen=max(averaged) - 1 if averaged else 0)
         self.seen = 0  # quotes evaluated so far (replayed ones included)
+        volumes = [rule.count for rule in rules if isinstance(rule, VolumeRule)]
+        self.volumes: deque[int] = deque(maxlen=max(volumes) if volumes else 0)  # the last quotes' volumes
         self.windows = {rule.window.total_seconds(): WindowExtremes(rule.window.total_seconds())
                         for rule in rules if isinstance(rule, MoveRule)}
         # Each rule with its text and its window's extremes (None for a level rule), looked up once.
@@ -93,7 +96,7 @@ class SymbolState:
         self.last_fired: dict[tuple[str, str], float] = {}
 
     def evaluate(self, symbol: str, ts: str, price: float, fired_at: str,
-                 trading_day: str | None = None) -> list[AlertRow]:
+                 trading_day: str | None = None, volume: int = 0) -> list[AlertRow]:
         """The alerts this quote fires; it must be newer than the last one evaluated.
 
         A crossing within a rule's cooldown of its last alert (same direction) fires nothing; the
@@ -103,7 +106,7 @@ class SymbolState:
         alerts: list[AlertRow] = []
         holding: set[tuple[str, str]] = set()
         for rule, text, window in self.checks:
-            for direction, reference in self._conditions(rule, window, moment, price, day):
+            for direction, reference in self._conditions(rule, window, moment, price, day, volume):
                 holding.add((text, direction))
                 if reference is not None and (text, direction) not in self.holding:
                     if text in self.cooldowns:
@@ -112,26 +115,31 @@ class SymbolState:
                             continue
                         self.last_fired[text, direction] = moment
                     ref_ts, ref_price = reference
-                    move = round((price - ref_price) / ref_price * 100, 4)
+                    # A volume rule's move is the volume's excess over its average; any other's, the price's.
+                    move = round(self._volume_excess(rule, volume) if isinstance(rule, VolumeRule)
+                                 else (price - ref_price) / ref_price * 100, 4)
                     alerts.append(AlertRow(symbol, text, direction, price, ts, ref_price, ref_ts, move, fired_at))
         self.holding = holding
         for extremes in self.windows.values():
             extremes.push(moment, ts, price)
         if self.prices.maxlen:
             self.prices.append((ts, price))
+        if self.volumes.maxlen:
+            self.volumes.append(volume)
         self.seen += 1
         self.last, self.last_day = (ts, price), day
         return alerts
 
     def _conditions(self, rule: Rule, window: WindowExtremes | None, moment: float, price: float,
-                    day: str | None) -> list[tuple[str, tuple[str, float] | None]]:
+                    day: str | None, volume: int) -> list[tuple[str, tuple[str, float] | None]]:
         """The directions in which `rule` holds at this quote, each with its reference (ts, price).
 
         A level rule holds while the price is past its line; its reference is the quote before. The
         first quote of a symbol has none: it only tells which side of the line the price starts on.
         Likewise an average rule on the first quote that has its average: the reference is the average,
         stamped with the oldest quote in it. A gap rule holds on a day's first quote only, against the
-        last quote before it.
+        last quote before it. A volume rule holds while the volume is the multiple above its average;
+        its reference is the quote before.
         """
         if isinstance(rule, LevelRule):
             past = price > rule.level if rule.above else price < rule.level
@@ -140,6 +148,10 @@ class SymbolState:
             return self._average_condition(rule, price)
         if isinstance(rule, GapRule):
             return self._gap_condition(rule, price, day)
+        if isinstance(rule, VolumeRule):
+            excess = self._volume_excess(rule, volume)
+            held = excess is not None and 1 + excess / 100 >= rule.times - TOLERANCE
+            return [("up", self.last)] if held else []
         assert window is not None
         found = window.extremes(moment)
         if found is None:
@@ -164,6 +176,13 @@ class SymbolState:
         # The first quote with an average only tells which side of it the price starts on.
         reference = (window[0][0], round(average, 6)) if self.seen >= rule.count else None
         return [("up" if rule.above else "down", reference)]
+
+    def _volume_excess(self, rule: VolumeRule, volume: int) -> float | None:
+        """How far `volume` is above the average of the `count` volumes before it, in %; None without them."""
+        if len(self.volumes) < rule.count:
+            return None
+        average = math.fsum(list(self.volumes)[len(self.volumes) - rule.count:]) / rule.count
+        return (volume / average - 1) * 100 if average > 0 else None
 
     def _gap_condition(self, rule: GapRule, price: float,
                        day: str | None) -> list[tuple[str, tuple[str, float] | None]]:
@@ -205,7 +224,7 @@ class AlertEngine:
             if state.last is not None and row.ts <= state.last[0]:
                 continue  # already stored (a redelivery), or older than what is: not a move now
             if state.rules:
-                fired = state.evaluate(row.symbol, row.ts, row.price, fired_at, row.trading_day)
+                fired = state.evaluate(row.symbol, row.ts, row.price, fired_at, row.trading_day, row.volume)
                 if row.source != TIME_SERIES_DAILY:  # history sets the scene; a crossing months ago is no news
                     alerts.extend(fired)
             else:
@@ -236,10 +255,10 @@ class AlertEngine:
         lookback = longest_window(state.rules, symbol).total_seconds()
         # A quote stamped far in the future (stored before such quotes were refused) would make every
         # real quote after it look late and fire nothing: the replay stops at the plausible present.
-        for ts, price, trading_day in db.recent_quotes(self.connection, symbol, lookback,
-                                                       quotes_needed(state.rules, symbol),
-                                                       future_limit(self.clock())):
-            state.evaluate(symbol, ts, price, "", trading_day)
+        for ts, price, trading_day, volume in db.recent_quotes(self.connection, symbol, lookback,
+                                                               quotes_needed(state.rules, symbol),
+                                                               future_limit(self.clock())):
+            state.evaluate(symbol, ts, price, "", trading_day, volume)
         self.states[symbol] = state
         return state
 
@@ -255,6 +274,10 @@ def describe_alert(alert: AlertRow) -> str:
         side = "above" if rule.above else "below"
         return (f"{alert.symbol} crossed {side} its {rule.count}-quote average {alert.reference_price!r}: "
                 f"{alert.price!r} at {alert.ts} ({alert.move_percent:+.2f}%) [rule {alert.rule}]")
+    if isinstance(rule, VolumeRule):
+        return (f"{alert.symbol} volume {1 + alert.move_percent / 100:.2f}x its {rule.count}-quote average: "
+                f"{alert.price!r} at {alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) "
+                f"[rule {alert.rule}]")
     if isinstance(rule, GapRule):
         return (f"{alert.symbol} gapped {alert.direction} {alert.move_percent:+.2f}% at the open: {alert.price!r} at "
                 f"{alert.ts}, from the previous close {alert.reference_price!r} at {alert.reference_ts} "

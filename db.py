@@ -293,17 +293,17 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
 
 
 def recent_quotes(connection: sqlite3.Connection, symbol: str, lookback_seconds: float, count: int,
-                  until: str) -> list[tuple[str, float, str | None]]:
-    """(ts, price, trading_day) of a symbol's last `count` quotes at or before `until` and of those up to
+                  until: str) -> list[tuple[str, float, str | None, int]]:
+    """(ts, price, trading_day, volume) of a symbol's last `count` quotes at or before `until` and of those up to
     `lookback_seconds` before the latest, oldest first: what the alert rules look back over."""
     within = connection.execute(
-        """SELECT ts, price, trading_day FROM stock_prices
+        """SELECT ts, price, trading_day, volume FROM stock_prices
            WHERE symbol = :symbol AND ts <= :until AND ts >= (
                SELECT strftime('%Y-%m-%dT%H:%M:%fZ', max(ts), '-' || :lookback || ' seconds')
                FROM stock_prices WHERE symbol = :symbol AND ts <= :until)""",
         {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
     last = connection.execute(
-        "SELECT ts, price, trading_day FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
+        "SELECT ts, price, trading_day, volume FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
         (symbol, until, count)).fetchall()
     return sorted(set(within) | set(last))
 

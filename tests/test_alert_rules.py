@@ -6,7 +6,17 @@ from datetime import timedelta
 
 import pytest
 
-from alert_rules import AverageRule, GapRule, LevelRule, MoveRule, RuleError, longest_window, parse_rules, quotes_needed
+from alert_rules import (
+    AverageRule,
+    GapRule,
+    LevelRule,
+    MoveRule,
+    RuleError,
+    VolumeRule,
+    longest_window,
+    parse_rules,
+    quotes_needed,
+)
 from config import ConfigError, load_settings
 from conftest import run_script, script_env
 
@@ -43,11 +53,13 @@ def test_which_symbols_a_rule_watches_and_how_far_back():
 
 SYNTAX = ("expected PERCENT%/WINDOW (2%/15m), SYMBOL:PERCENT%/WINDOW (TSLA:5%/1h), "
           "SYMBOL>PRICE (AAPL>200) or SYMBOL<PRICE (IBM<150), SYMBOL>maN or <maN (IBM>ma20), "
-          "gapPERCENT% (gap2%, TSLA:gap+3%), each optionally ending in cooldown PERIOD")
+          "gapPERCENT% (gap2%, TSLA:gap+3%), volTIMESx/COUNT (vol3x/20, IBM:vol5x/30), "
+          "each optionally ending in cooldown PERIOD")
 
 
 def test_average_and_gap_rules_in_their_written_forms():
-    rules = parse_rules("IBM>ma20, <MA50, tsla:gap+2.5%, gap3% cooldown 1d, ibm:GAP-1%, GAP>20, MA>300, MA>ma5")
+    rules = parse_rules("IBM>ma20, <MA50, tsla:gap+2.5%, gap3% cooldown 1d, ibm:GAP-1%, GAP>20, MA>300, MA>ma5, "
+                        "vol3x/20, IBM:VOL2.5x/60 cooldown 1h, VOL>5")
     assert rules == (
         AverageRule(20, above=True, symbol="IBM"),
         AverageRule(50, above=False),
@@ -57,11 +69,16 @@ def test_average_and_gap_rules_in_their_written_forms():
         LevelRule("GAP", 20.0, above=True),  # the tickers GAP and MA stay level rules
         LevelRule("MA", 300.0, above=True),
         AverageRule(5, above=True, symbol="MA"),
+        VolumeRule(3.0, 20),
+        VolumeRule(2.5, 60, "IBM", cooldown=timedelta(hours=1)),
+        LevelRule("VOL", 5.0, above=True),
     )
     assert [rule.text for rule in rules] == ["IBM>ma20", "<ma50", "TSLA:gap+2.5%", "gap3% cooldown 1d", "IBM:gap-1%",
-                                             "GAP>20", "MA>300", "MA>ma5"]
+                                             "GAP>20", "MA>300", "MA>ma5", "vol3x/20", "IBM:vol2.5x/60 cooldown 1h",
+                                             "VOL>5"]
     assert parse_rules(", ".join(rule.text for rule in rules)) == rules
-    assert quotes_needed(rules, "IBM") == 50 and quotes_needed(rules[2:4], "IBM") == 1
+    # The last quotes the engine reloads: a 50-quote average, or 60 volumes before a quote, and the quote.
+    assert (quotes_needed(rules, "IBM"), quotes_needed(rules, "MSFT"), quotes_needed(rules[2:4], "IBM")) == (61, 50, 1)
 
 
 def test_a_cooldown_ends_any_rule_and_is_part_of_its_text():
@@ -99,6 +116,8 @@ def test_a_cooldown_ends_any_rule_and_is_part_of_its_text():
     ("IBM>ma1", "'IBM>ma1': the average's quote count must be a whole number from 2 to 1000, got 1"),
     ("IBM>ma2.5", "'IBM>ma2.5': the average's quote count must be a whole number from 2 to 1000, got 2.5"),
     ("gap0%", "'gap0%': the percentage must be a positive number, got 0"),
+    ("vol0x/20", "'vol0x/20': the volume multiple must be a positive number, got 0"),
+    ("vol3x/0", "'vol3x/0': the quote count of the volume average must be a whole number from 1 to 1000, got 0"),
 ])
 def test_a_malformed_rule_says_which_and_why(written, message):
     with pytest.raises(RuleError) as caught:

@@ -20,9 +20,9 @@ def at(minutes: float) -> str:
     return format_time(START + timedelta(minutes=minutes))
 
 
-def quote(symbol: str, minutes: float, price: float) -> QuoteRow:
+def quote(symbol: str, minutes: float, price: float, volume: int = 100) -> QuoteRow:
     ts = at(minutes)
-    return QuoteRow(symbol, ts, price, price, price, price, 100, None, None, None, "TIME_SERIES_INTRADAY", ts)
+    return QuoteRow(symbol, ts, price, price, price, price, volume, None, None, None, "TIME_SERIES_INTRADAY", ts)
 
 
 class Consumer:
@@ -276,4 +276,41 @@ def test_a_restart_anywhere_gives_the_same_gap_and_average_alerts(tmp_path, rest
     before.connection.close()
     after = Consumer(tmp_path / "restarted.db", TWO_DAY_RULES, later)
     fired += feed(after, "TSLA", TWO_DAYS[restart_after:])
+    assert fired == expected
+
+
+VOLUMES = [(0, 100.0, 1000), (1, 100.5, 1200), (2, 101.0, 800), (3, 100.0, 3100), (4, 99.5, 3500), (5, 99.0, 900),
+           (6, 99.2, 1000), (7, 99.1, 5000), (8, 99.3, 900), (9, 99.4, 9000)]
+
+
+def feed_volumes(store: Consumer, series: list[tuple[float, float, int]]) -> list[AlertRow]:
+    fired: list[AlertRow] = []
+    for minutes, price, volume in series:
+        fired.extend(store.store(quote("IBM", minutes, price, volume)))
+    return fired
+
+
+def test_a_volume_spike_fires_once_while_it_lasts(consumer):
+    store = consumer("vol3x/3, IBM:vol4x/3 cooldown 5m")
+    fired = feed_volumes(store, VOLUMES)
+    # Minute 3: 3,100 against the average 1,000 of the three before (3.1x); minute 4: 3,500 against 1,700
+    # (2.06x: the spike is over); minute 7: 5,000 against 1,800 (2.78x: not 3x); minute 9: 9,000 against
+    # 2,300 (3.91x). The 4x rule: minute 3 is 3.1x; minute 9 is 3.91x: never.
+    assert [(a.rule, a.ts, a.price, a.reference_price, a.reference_ts, a.move_percent) for a in fired] == [
+        ("vol3x/3", at(3), 100.0, 101.0, at(2), 210.0),
+        ("vol3x/3", at(9), 99.4, 99.3, at(8), 291.3043),
+    ]
+    assert describe_alert(fired[0]) == (f"IBM volume 3.10x its 3-quote average: 100.0 at {at(3)} (previous quote "
+                                        f"101.0 at {at(2)}) [rule vol3x/3]")
+
+
+@pytest.mark.parametrize("restart_after", range(1, len(VOLUMES)))
+def test_a_restart_anywhere_gives_the_same_volume_alerts(tmp_path, restart_after):
+    rules = "vol2x/3, IBM:vol3x/2"
+    expected = feed_volumes(Consumer(tmp_path / "once.db", rules), VOLUMES)
+    assert len(expected) >= 4
+    before = Consumer(tmp_path / "restarted.db", rules)
+    fired = feed_volumes(before, VOLUMES[:restart_after])
+    before.connection.close()
+    fired += feed_volumes(Consumer(tmp_path / "restarted.db", rules), VOLUMES[restart_after:])
     assert fired == expected
