@@ -50,7 +50,7 @@ def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
     except ConfigError as exc:
         print_error(prog, str(exc))
         return None
-    configure_logging(settings.log_level, [settings.api_key, settings.sasl_password])
+    configure_logging(settings.log_level, settings.secrets)
     for notice in settings.notices:
         logging.getLogger(prog).warning("%s", notice)
     return settings
@@ -62,6 +62,6 @@ def run_guarded(prog: str, settings: Settings, body: Callable[[], int]) -> int:
         return body()
     except Exception as exc:
         logging.getLogger(prog).debug("unexpected failure", exc_info=True)
-        detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], [settings.api_key, settings.sasl_password])
+        detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], settings.secrets)
         print_error(prog, f"unexpected {detail} (LOG_LEVEL=DEBUG shows the traceback)")
         return ExitCode.FAILURE

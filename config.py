@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from alert_rules import Rule, RuleError, parse_rules
 from market.hours import POLL_MODES
+from notify.channels import shown, split_urls, url_secrets
 from symbols import SYMBOL_PATTERN
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -56,6 +57,8 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates (with SSL)"),
     ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 cooldown 30m "
                         "(empty: none)"),
+    ("NOTIFY_URLS", "", "where consumer.py sends each alert: apprise URLs separated by spaces, e.g. "
+                        "json://host/path tgram://token/chat mailtos://user:password@host (secret; empty: none)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
@@ -92,6 +95,7 @@ class Settings:
     group_id: str
     alerts_topic: str
     alert_rules: tuple[Rule, ...]
+    notify_urls: tuple[str, ...] = field(repr=False)  # they carry tokens and passwords
     security_protocol: str
     sasl_mechanism: str
     sasl_username: str
@@ -102,6 +106,11 @@ class Settings:
     log_level: str
     # Warnings about the settings themselves (a likely typo in .env), logged once logging is set up.
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def secrets(self) -> list[str]:
+        """What no log line or message may show: the API key, the SASL password, the notification URLs' tokens."""
+        return [self.api_key, self.sasl_password, *(secret for url in self.notify_urls for secret in url_secrets(url))]
 
     def kafka_security(self) -> dict[str, str]:
         """kafka-python keyword arguments for the cluster's security settings (empty for PLAINTEXT)."""
@@ -246,6 +255,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
         alerts_topic=_topic("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
         alert_rules=_alert_rules(values["ALERT_RULES"]),
+        notify_urls=_notify_urls(values["NOTIFY_URLS"]),
         security_protocol=security_protocol,
         sasl_mechanism=sasl_mechanism,
         sasl_username=values["KAFKA_SASL_USERNAME"].strip(),
@@ -277,6 +287,15 @@ def _topic(name: str, text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
         raise ConfigError(name, f"{value!r} is not a valid topic name (letters, digits, '.', '_', '-')")
     return value
+
+
+def _notify_urls(text: str) -> tuple[str, ...]:
+    urls = split_urls(text)
+    for url in urls:
+        if "://" not in url:
+            raise ConfigError("NOTIFY_URLS", f"{shown(url)!r} is not a URL (scheme://..., e.g. json://host/path); "
+                                             "separate URLs with spaces")
+    return urls
 
 
 def _alert_rules(text: str) -> tuple[Rule, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sqlite3
 import sys
 import threading
@@ -26,7 +27,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
 import db
-from alert_outbox import AlertOutbox
+from alert_outbox import AlertOutbox, process_identity
 from alert_reload import RuleReloader
 from alerts import AlertEngine, describe_alert
 from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
@@ -42,6 +43,8 @@ from kafka_client import (
     retry_until_connected,
 )
 from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
+from notify.channels import ChannelError, check_channels, send
+from notify.delivery import NotificationDelivery
 
 log = logging.getLogger("consumer")
 T = TypeVar("T")
@@ -136,6 +139,7 @@ class QuoteStore:
         self.board = PriceBoard()
         self.engine = engine
         self.outbox = outbox
+        self.notify: Callable[[], None] | None = None  # wakes the notification delivery after new alerts
 
     def store(self, records: list[ConsumerRecord]) -> int:
         """Validate and store one poll batch in one transaction; return the number of new rows."""
@@ -154,6 +158,8 @@ class QuoteStore:
                 log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
         for alert in alerts:
             log.warning("ALERT %s", describe_alert(alert))
+        if alerts and self.notify:
+            self.notify()
         if alerts and self.outbox:
             self.outbox.note_new()
             self.outbox.publish(wait=1.0)
@@ -246,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group-id", dest="KAFKA_GROUP_ID", metavar="ID", help="consumer group (KAFKA_GROUP_ID)")
     parser.add_argument("--idle-exit", type=float, metavar="SECONDS",
                         help="exit once no message has arrived for this long (batch jobs, tests)")
+    parser.add_argument("--notify-test", action="store_true",
+                        help="send a test message to every NOTIFY_URLS channel, print each result and exit "
+                             "(1 if any failed)")
     add_common_arguments(parser)
     return parser
 
@@ -300,6 +309,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except db.DatabaseError as exc:
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
+    try:
+        channels = check_channels(settings.notify_urls)
+    except ChannelError as exc:
+        print_error("consumer", f"NOTIFY_URLS: {exc}")
+        connection.close()
+        return ExitCode.BAD_CONFIG
     stop = threading.Event()
     install_stop_handlers(stop)
     announce_rules(settings)
@@ -317,9 +332,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
+    delivery = None
     reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules)
     reloader.install()
     try:
+        if channels:
+            delivery = NotificationDelivery(settings.db_path, channels, outbox.owner if outbox else process_identity())
+            delivery.start()
+            store.notify = delivery.wake
         watch = ConnectionWatch(consumer, settings.bootstrap_servers)
         total = consume(consumer, store, stop, watch, args.idle_exit, reloader.reload_if_asked)
     except db.DatabaseError as exc:
@@ -327,6 +347,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
+        if delivery:
+            delivery.stop()
         consumer.close(autocommit=False)
         if store.outbox:  # opened at start, or by a SIGHUP that brought the first rules
             close_alert_outbox(store.outbox)
@@ -335,11 +357,32 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def notify_test(settings: Settings) -> int:
+    """--notify-test: one message to each channel, a line each on stdout; exit 1 when any failed."""
+    try:
+        channels = check_channels(settings.notify_urls)
+    except ChannelError as exc:
+        print_error("consumer", f"NOTIFY_URLS: {exc}")
+        return ExitCode.BAD_CONFIG
+    if not channels:
+        print_error("consumer", "NOTIFY_URLS is empty: no channel to test")
+        return ExitCode.BAD_CONFIG
+    failed = 0
+    for channel in channels:
+        sent = send(channel, "stockmon test", f"A test message from stockmon's consumer on {socket.gethostname()}: "
+                                              "alerts will reach you here.")
+        print(f"ok      {channel.name}" if sent.ok else f"FAILED  {channel.name}: {sent.reason}")
+        failed += not sent.ok
+    return ExitCode.FAILURE if failed else ExitCode.OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args("consumer", args)
     if settings is None:
         return ExitCode.BAD_CONFIG
+    if args.notify_test:
+        return run_guarded("consumer", settings, lambda: notify_test(settings))
     return run_guarded("consumer", settings, lambda: run(settings, args))
 
 

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_to_publish ON alerts (id) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS alerts_by_ts ON alerts (ts);
+-- Each notification channel's place in the alerts, in id order (notify/delivery.py). Several consumers
+-- share a channel through its claim: one delivers at a time, so no alert reaches a channel twice.
+CREATE TABLE IF NOT EXISTS notify_channels (
+    channel       TEXT PRIMARY KEY,  -- a digest of the URL: the URL itself holds secrets and is never stored
+    last_alert_id INTEGER NOT NULL,  -- alerts up to here are delivered, or came before the channel did
+    claimed_by    TEXT,
+    claimed_at    TEXT
+) WITHOUT ROWID;
 -- Each symbol's board line as of its newest quote (symbol_summary.py), written in the transaction that
 -- stores the quotes: the monitor reads one row per symbol, not the quotes.
 CREATE TABLE IF NOT EXISTS symbol_summary (
@@ -83,8 +91,9 @@ CREATE TABLE IF NOT EXISTS symbol_summary (
 ) WITHOUT ROWID;
 """
 # PRAGMA user_version: 1 = alerts carry claims; 2 = quotes carry their entitlement, previous close and
-# extended-hours fields; 3 = symbol_summary. Older databases are upgraded in place by connect().
-SCHEMA_VERSION = 3
+# extended-hours fields; 3 = symbol_summary; 4 = notify_channels. Older databases are upgraded in place
+# by connect().
+SCHEMA_VERSION = 4
 SUMMARY_VERSION = 3
 # Columns added since the first release, by the version that added them: (table, column, type).
 ADDED_COLUMNS = {
@@ -93,6 +102,7 @@ ADDED_COLUMNS = {
         ("stock_prices", "extended_hours_quote", "REAL"), ("stock_prices", "extended_hours_change", "REAL"),
         ("stock_prices", "extended_hours_change_percent", "REAL")],
     3: [],
+    4: [],
 }
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
@@ -332,6 +342,64 @@ def claim_alerts(connection: sqlite3.Connection, claim: Claim, lapsed_before: st
     except sqlite3.Error as exc:
         raise _failure(exc, "claiming alerts failed") from None
     return sorted((row[0], AlertRow(*row[1:])) for row in claimed)
+
+
+def register_channels(connection: sqlite3.Connection, channels: Sequence[str]) -> None:
+    """Channels seen for the first time start after the newest alert: a new channel gets what comes next,
+    not the history."""
+    try:
+        connection.executemany("INSERT OR IGNORE INTO notify_channels (channel, last_alert_id) "
+                               "SELECT ?, coalesce(max(id), 0) FROM alerts", [(channel,) for channel in channels])
+    except sqlite3.Error as exc:
+        raise _failure(exc, "registering notification channels failed") from None
+
+
+def channels_behind(connection: sqlite3.Connection) -> set[str]:
+    """The channels some stored alert has not reached yet (a read: nothing to claim when all are done)."""
+    return {row[0] for row in connection.execute(
+        "SELECT channel FROM notify_channels WHERE last_alert_id < (SELECT coalesce(max(id), 0) FROM alerts)")}
+
+
+def claim_channel(connection: sqlite3.Connection, channel: str, claim: Claim, lapsed_before: str) -> int | None:
+    """Take (or renew) the channel for this process and return where its delivery stands; None while
+    another process holds it."""
+    try:
+        row = connection.execute(
+            """UPDATE notify_channels SET claimed_by = :owner, claimed_at = :when
+               WHERE channel = :channel AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
+               RETURNING last_alert_id""",
+            {"owner": claim.owner, "when": claim.when, "channel": channel, "lapsed": lapsed_before}).fetchone()
+    except sqlite3.Error as exc:
+        raise _failure(exc, "claiming a notification channel failed") from None
+    return row[0] if row else None
+
+
+def alerts_after(connection: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, AlertRow]]:
+    """The alerts stored after `after_id`, oldest first."""
+    return [(row[0], AlertRow(*row[1:])) for row in connection.execute(
+        f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
+
+
+def mark_notified(connection: sqlite3.Connection, channel: str, alert_id: int, owner: str) -> bool:
+    """Move the channel past `alert_id`, if this process still holds it."""
+    try:
+        return connection.execute("UPDATE notify_channels SET last_alert_id = ? WHERE channel = ? AND claimed_by = ?",
+                                  (alert_id, channel, owner)).rowcount == 1
+    except sqlite3.Error as exc:
+        raise _failure(exc, "recording a notification failed") from None
+
+
+def channel_claimants(connection: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT DISTINCT claimed_by FROM notify_channels WHERE claimed_by IS NOT NULL")]
+
+
+def release_channels(connection: sqlite3.Connection, owner: str) -> None:
+    try:
+        connection.execute("UPDATE notify_channels SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
+                           (owner,))
+    except sqlite3.Error as exc:
+        raise _failure(exc, "releasing notification channels failed") from None
 
 
 def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], when: str) -> None:

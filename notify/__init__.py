@@ -1,0 +1,1 @@
+"""Alerts that reach people: notification channels (apprise URLs), the text a person reads, and delivery."""

@@ -1,0 +1,147 @@
+"""Every alert to every notification channel, at least once, in order, without holding up the quotes.
+
+The alerts table is the outbox and `notify_channels` holds each channel's place in it (the last alert
+id delivered). A thread of its own, with its own connection, walks each channel forward one alert
+at a time and moves the place only after the service accepted the message: a crash sends at most
+the alert in flight again. A channel that is down is retried with back-off (1 s doubling to a
+minute) and said once per outage; one that refuses us (a bad token) is an ERROR naming it.
+Several consumers on one database share a channel through a claim with a lease, like the alerts
+topic's outbox: one delivers at a time, so no alert reaches a channel twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import db
+from alert_outbox import CLAIM_LEASE, is_gone
+from messages import format_time
+from notify.channels import Channel, Sent, send
+from notify.text import alert_body, alert_title
+
+log = logging.getLogger("consumer")
+LONGEST_BACKOFF = 60.0
+BATCH = 50
+
+
+@dataclass
+class ChannelState:
+    channel: Channel
+    failures: int = 0
+    next_try: float = 0.0
+    down_since: float | None = None  # when the outage began; None while delivering
+
+
+class NotificationDelivery:
+    """`start()`, then `wake()` after storing alerts; `stop()` at the end (it finishes the send in flight)."""
+
+    def __init__(self, path: Path, channels: tuple[Channel, ...], owner: str, zone: ZoneInfo | None = None,
+                 sender: Callable[[Channel, str, str], Sent] = send,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.states = [ChannelState(channel) for channel in channels]
+        self.owner = owner
+        self.zone = zone
+        self.sender = sender
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
+
+    def start(self) -> None:
+        connection = db.connect(self.path)
+        try:
+            db.register_channels(connection, [state.channel.key for state in self.states])
+            # A consumer restarted after a crash carries on at once, not a lease later.
+            for owner in db.channel_claimants(connection):
+                if is_gone(owner):
+                    db.release_channels(connection, owner)
+        finally:
+            connection.close()
+        log.info("notifications go to %s", ", ".join(state.channel.name for state in self.states))
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        connection = db.connect(self.path, busy_timeout=1.0)
+        try:
+            while not self._stop.is_set():
+                behind = db.channels_behind(connection)  # a read; the claim below is a write
+                for state in self.states:
+                    if self._stop.is_set():
+                        break
+                    if state.channel.key in behind and self.clock() >= state.next_try:
+                        self._deliver(connection, state)
+                self._wake.wait(self._next_wait())
+                self._wake.clear()
+        except Exception as exc:  # never silently: the consumer goes on storing, the alerts wait in the table
+            log.debug("notification delivery failed", exc_info=True)
+            log.error("notification delivery stopped (%s: %s); undelivered alerts are sent after a restart",
+                      type(exc).__name__, exc)
+        finally:
+            with contextlib.suppress(db.DatabaseError):  # else the lease frees them
+                db.release_channels(connection, self.owner)
+            connection.close()
+
+    def _next_wait(self) -> float:
+        """Until the first retry is due, and at most a second: alerts of other consumers, claim renewal."""
+        soonest = min((state.next_try for state in self.states), default=self.clock() + 1)
+        return max(0.05, min(1.0, soonest - self.clock()))
+
+    def _deliver(self, connection: sqlite3.Connection, state: ChannelState) -> None:
+        now = datetime.now(UTC)
+        claim = db.Claim(self.owner, format_time(now))
+        try:
+            place = db.claim_channel(connection, state.channel.key, claim, format_time(now - CLAIM_LEASE))
+            if place is None:
+                return  # another consumer delivers to this channel now
+            for alert_id, alert in db.alerts_after(connection, place, BATCH):
+                if self._stop.is_set():
+                    return
+                sent = self.sender(state.channel, alert_title(alert), alert_body(alert, self.zone))
+                if not sent.ok:
+                    self._failed(state, sent)
+                    return
+                if not db.mark_notified(connection, state.channel.key, alert_id, self.owner):
+                    return  # the claim lapsed meanwhile (a stall): another process carries on
+                self._delivered(state)
+        except db.DatabaseBusy:
+            state.next_try = self.clock() + 1.0
+
+    def _failed(self, state: ChannelState, sent: Sent) -> None:
+        state.failures += 1
+        delay = min(LONGEST_BACKOFF, 2.0 ** (state.failures - 1))
+        state.next_try = self.clock() + delay
+        if state.down_since is not None:
+            return  # said once per outage
+        state.down_since = self.clock()
+        if sent.rejected:
+            log.error("notifications to %s are refused: %s; check the URL in NOTIFY_URLS (alerts are kept and "
+                      "retried with back-off)", state.channel.name, sent.reason)
+        else:
+            log.warning("notifications to %s cannot be delivered (%s); alerts are kept and retried with back-off "
+                        "up to every %.0f s", state.channel.name, sent.reason, LONGEST_BACKOFF)
+
+    def _delivered(self, state: ChannelState) -> None:
+        if state.down_since is not None:
+            log.info("notifications to %s are delivered again after %s", state.channel.name,
+                     timedelta(seconds=round(self.clock() - state.down_since)))
+            state.down_since = None
+        state.failures = 0
+        state.next_try = 0.0
