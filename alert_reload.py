@@ -1,9 +1,10 @@
-"""SIGHUP makes the consumer read its alert rules again, without a restart and without losing its place.
+"""SIGHUP makes the consumer read its alert rules and notification URLs again, without a restart.
 
-The rules come from the same places as at start (flags, environment, settings file), so an edit of
-the settings file takes effect on `kill -HUP`. A set that cannot be read keeps the rules in force,
-with one ERROR line saying why. The new rules take over from the next batch: each symbol's state is
-rebuilt from the database, so a rule that already held does not fire on the switch.
+They come from the same places as at start (flags, environment, settings file), so an edit of the
+settings file takes effect on `kill -HUP`. A set that cannot be read keeps the rules and channels in
+force, with one ERROR line saying why. New rules take over from the next batch: each symbol's state
+is rebuilt from the database, so a rule that already held does not fire on the switch. New channels
+start with the next alert; a channel kept keeps its place.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from alert_outbox import AlertOutbox
 from alert_rules import Rule
 from cli import read_settings
 from config import ConfigError, Settings
+from notify.channels import Channel, ChannelError, check_channels
+from redact import add_secrets
 
 log = logging.getLogger("consumer")
 
@@ -31,11 +34,14 @@ class RuleReloader:
 
     def __init__(self, args: argparse.Namespace, store: object,
                  open_outbox: Callable[[Settings], AlertOutbox | None],
-                 announce: Callable[[Settings], None]) -> None:
+                 announce: Callable[[Settings], None], urls: tuple[str, ...] = (),
+                 switch_channels: Callable[[tuple[Channel, ...]], None] = lambda channels: None) -> None:
         self.args = args
         self.store = store  # consumer.QuoteStore: its engine and outbox
         self.open_outbox = open_outbox
         self.announce = announce
+        self.urls = urls
+        self.switch_channels = switch_channels
         self.requested = threading.Event()
 
     def install(self) -> None:
@@ -48,10 +54,17 @@ class RuleReloader:
         engine = self.store.engine
         try:
             settings = read_settings(self.args)
-        except ConfigError as exc:
-            log.error("SIGHUP: the settings cannot be read, the alert rules in force are kept (%s): %s",
-                      rules_text(engine.rules), exc)
+            channels = check_channels(settings.notify_urls) if settings.notify_urls != self.urls else None
+        except (ConfigError, ChannelError) as exc:
+            reason = f"NOTIFY_URLS: {exc}" if isinstance(exc, ChannelError) else exc
+            log.error("SIGHUP: the settings cannot be read, so the alert rules (%s) and notification channels in "
+                      "force are kept: %s", rules_text(engine.rules), reason)
             return
+        if channels is not None:
+            add_secrets(settings.secrets)
+            log.info("SIGHUP: notifications now go to %s", ", ".join(channel.name for channel in channels) or "none")
+            self.urls = settings.notify_urls
+            self.switch_channels(channels)
         if settings.alert_rules == engine.rules:
             log.info("SIGHUP: alert rules unchanged: %s", rules_text(engine.rules))
             return

@@ -43,7 +43,7 @@ from kafka_client import (
     retry_until_connected,
 )
 from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
-from notify.channels import ChannelError, check_channels, send
+from notify.channels import Channel, ChannelError, check_channels, send
 from notify.delivery import NotificationDelivery
 
 log = logging.getLogger("consumer")
@@ -139,7 +139,7 @@ class QuoteStore:
         self.board = PriceBoard()
         self.engine = engine
         self.outbox = outbox
-        self.notify: Callable[[], None] | None = None  # wakes the notification delivery after new alerts
+        self.delivery: NotificationDelivery | None = None  # to NOTIFY_URLS; woken after new alerts
 
     def store(self, records: list[ConsumerRecord]) -> int:
         """Validate and store one poll batch in one transaction; return the number of new rows."""
@@ -158,8 +158,8 @@ class QuoteStore:
                 log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
         for alert in alerts:
             log.warning("ALERT %s", describe_alert(alert))
-        if alerts and self.notify:
-            self.notify()
+        if alerts and self.delivery:
+            self.delivery.wake()
         if alerts and self.outbox:
             self.outbox.note_new()
             self.outbox.publish(wait=1.0)
@@ -332,14 +332,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
-    delivery = None
-    reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules)
+    owner = outbox.owner if outbox else process_identity()
+
+    def switch_channels(to: tuple[Channel, ...]) -> None:
+        """Deliver to these channels from now on (at start, and after a SIGHUP changed NOTIFY_URLS)."""
+        if store.delivery:
+            store.delivery.stop()
+        store.delivery = NotificationDelivery(settings.db_path, to, owner) if to else None
+        if store.delivery:
+            store.delivery.start()
+
+    reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules,
+                            settings.notify_urls, switch_channels)
     reloader.install()
     try:
-        if channels:
-            delivery = NotificationDelivery(settings.db_path, channels, outbox.owner if outbox else process_identity())
-            delivery.start()
-            store.notify = delivery.wake
+        switch_channels(channels)
         watch = ConnectionWatch(consumer, settings.bootstrap_servers)
         total = consume(consumer, store, stop, watch, args.idle_exit, reloader.reload_if_asked)
     except db.DatabaseError as exc:
@@ -347,8 +354,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
-        if delivery:
-            delivery.stop()
+        if store.delivery:
+            store.delivery.stop()
         consumer.close(autocommit=False)
         if store.outbox:  # opened at start, or by a SIGHUP that brought the first rules
             close_alert_outbox(store.outbox)

@@ -53,3 +53,11 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     # kafka-python logs every refused reconnect; our code reports broker trouble in one line itself.
     noisy_level = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     logging.getLogger("kafka").setLevel(noisy_level)
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Mask these too from now on (settings read again: new notification URLs)."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.secrets += [secret for secret in secrets if secret and secret not in PUBLIC_KEYS]

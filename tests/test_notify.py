@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -224,7 +225,7 @@ def test_a_refusing_channel_is_an_error_naming_it_without_its_secret(kafka_broke
         for minute, price in enumerate([90, 110, 95, 120]):
             producer.send(topic, key=b"IBM", value=quote_message(price, minute))
         producer.flush()
-        wait_for(lambda: len(webhook.received) == 2, what=lambda: [body["message"][-40:] for _, body in webhook.received])  # the other channel carries on
+        wait_for(lambda: len(webhook.received) == 2, what=log_path.read_text)  # the other channel carries on
         wait_for(lambda: "are refused" in log_path.read_text(), what=log_path.read_text)
         process.terminate()
         assert process.wait(timeout=30) == 0
@@ -306,3 +307,47 @@ def test_a_consumer_killed_mid_delivery_delivers_the_rest_after_a_restart(kafka_
     messages = [body["message"] for _, body in webhook.received]
     assert sorted(set(messages)) == sorted(set(messages), key=messages.index)  # each first seen in order
     assert len(messages) - len(set(messages)) <= 1  # at most the one in flight when killed, twice
+
+
+def test_sighup_switches_the_channels_and_a_bad_url_keeps_them(kafka_broker, topic, standin, tmp_path, webhook):
+    from kafka import KafkaProducer
+
+    log_path, settings_file = tmp_path / "consumer.log", tmp_path / "settings.env"
+    settings_file.write_text(f"ALERT_RULES=IBM>100\nNOTIFY_URLS={webhook.url('first')}\n")
+    env = pipeline_env(kafka_broker, topic, standin, tmp_path / "stocks.db", KAFKA_ALERTS_TOPIC=f"{topic}-alerts")
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    minutes = iter(range(60))
+
+    def cross() -> None:
+        for price in (90, 110):
+            producer.send(topic, key=b"IBM", value=quote_message(price, next(minutes)))
+        producer.flush()
+
+    def paths() -> list[str]:
+        return [path for path, _ in webhook.received]
+
+    with running(start_script("consumer.py", "--env-file", str(settings_file), env=env, log_path=log_path)) as process:
+        wait_for(lambda: "consuming " in log_path.read_text(), what=log_path.read_text)
+        cross()
+        wait_for(lambda: paths() == ["/first"], what=log_path.read_text)
+        settings_file.write_text(f"ALERT_RULES=IBM>100\nNOTIFY_URLS={webhook.url('second')} "
+                                 f"json://user:n3wsecretpassword@127.0.0.1:{webhook.port}/other\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: notifications now go to" in log_path.read_text(), what=log_path.read_text)
+        cross()
+        wait_for(lambda: sorted(paths()) == ["/first", "/other", "/second"], what=log_path.read_text)
+        settings_file.write_text("ALERT_RULES=IBM>100\nNOTIFY_URLS=nonsense://x\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: the settings cannot be read" in log_path.read_text(), what=log_path.read_text)
+        cross()
+        wait_for(lambda: len(paths()) == 5, what=log_path.read_text)
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    producer.close()
+    log = log_path.read_text()
+    assert sorted(paths()[3:]) == ["/other", "/second"]  # the channels in force were kept
+    assert (f"SIGHUP: notifications now go to json://127.0.0.1:{webhook.port}/second, "
+            f"json://***:***@127.0.0.1:{webhook.port}/other") in log
+    assert ("SIGHUP: the settings cannot be read, so the alert rules (IBM>100) and notification channels in force "
+            "are kept: NOTIFY_URLS: 'nonsense://***' is not a notification URL") in log
+    assert "n3wsecretpassword" not in log
