@@ -90,6 +90,10 @@ def standin() -> Iterator[AlphaVantageStandIn]:
         yield server
 
 
+# Every table of the schema: tests that check a run created nothing else (no injected table) compare to it.
+SCHEMA_TABLES = {"stock_prices", "rejected_messages", "alerts", "symbol_summary", "notify_channels"}
+
+
 def script_env(**settings: str) -> dict[str, str]:
     """The environment for a script under test: none of the user's own settings, then ours."""
     env = {name: value for name, value in os.environ.items() if name not in DEFAULTS}

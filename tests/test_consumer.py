@@ -10,7 +10,7 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from conftest import pipeline_env, run_script, running, start_script
+from conftest import SCHEMA_TABLES, pipeline_env, run_script, running, start_script
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def test_bad_messages_are_set_aside_and_good_ones_around_them_all_stored(kafka_b
     assert [offset for offset, _, _ in rejected] == list(range(1, 2 * len(BAD_MESSAGES), 2))
     # The schema is intact: the hostile symbol was never executed.
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"stock_prices", "rejected_messages", "alerts", "symbol_summary"}
+    assert tables == SCHEMA_TABLES
     connection.close()
     warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
     assert len(warnings) == len(BAD_MESSAGES)

@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 import db
+from conftest import SCHEMA_TABLES
 from messages import QuoteRow
 
 ROW = QuoteRow("IBM", "2020-05-08T18:05:00.000Z", 121.74, 121.79, 121.86, 121.7225, 31454, None, None, None,
@@ -20,7 +21,7 @@ def test_schema_is_created_idempotently_in_wal_mode_with_full_sync(tmp_path):
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: a commit is on disk
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"stock_prices", "rejected_messages", "alerts", "symbol_summary"}
+    assert tables == SCHEMA_TABLES
     columns = {row[1] for row in connection.execute("PRAGMA table_info(stock_prices)")}
     assert {"symbol", "ts", "price", "open", "high", "low", "volume", "source", "fetched_at", "ingested_at"} <= columns
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from alphavantage_standin import Answer, fixture, recorded
-from conftest import PROJECT_DIR, TEST_API_KEY, Broker, pipeline_env, run_script, running, start_script
+from conftest import PROJECT_DIR, SCHEMA_TABLES, TEST_API_KEY, Broker, pipeline_env, run_script, running, start_script
 from local_kafka import LocalKafka
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,7 @@ def test_a_hostile_symbol_in_a_message_changes_no_schema_and_no_other_row(kafka_
     assert connection.execute("SELECT symbol, price FROM stock_prices").fetchall() == [("IBM", 121.74)]
     assert connection.execute("SELECT count(*) FROM rejected_messages").fetchone() == (len(hostile),)
     tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"stock_prices", "rejected_messages", "alerts", "symbol_summary"}
+    assert tables == SCHEMA_TABLES
     assert connection.execute("SELECT symbol, price FROM symbol_summary").fetchall() == [("IBM", 121.74)]
     connection.close()
 
