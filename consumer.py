@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sqlite3
 import sys
 import threading
@@ -43,7 +42,8 @@ from kafka_client import (
     retry_until_connected,
 )
 from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
-from notify.channels import Channel, ChannelError, check_channels, send
+from notify.channels import Channel, ChannelError, check_channels
+from notify.check import notify_test
 from notify.delivery import NotificationDelivery
 
 log = logging.getLogger("consumer")
@@ -362,25 +362,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         connection.close()
     log.info("stopped; %d new quote(s) stored in this run", total)
     return ExitCode.OK
-
-
-def notify_test(settings: Settings) -> int:
-    """--notify-test: one message to each channel, a line each on stdout; exit 1 when any failed."""
-    try:
-        channels = check_channels(settings.notify_urls)
-    except ChannelError as exc:
-        print_error("consumer", f"NOTIFY_URLS: {exc}")
-        return ExitCode.BAD_CONFIG
-    if not channels:
-        print_error("consumer", "NOTIFY_URLS is empty: no channel to test")
-        return ExitCode.BAD_CONFIG
-    failed = 0
-    for channel in channels:
-        sent = send(channel, "stockmon test", f"A test message from stockmon's consumer on {socket.gethostname()}: "
-                                              "alerts will reach you here.")
-        print(f"ok      {channel.name}" if sent.ok else f"FAILED  {channel.name}: {sent.reason}")
-        failed += not sent.ok
-    return ExitCode.FAILURE if failed else ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
