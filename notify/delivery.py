@@ -83,13 +83,15 @@ class NotificationDelivery:
         try:
             while not self._stop.is_set():
                 behind = db.channels_behind(connection)  # a read; the claim below is a write
+                more = False
                 for state in self.states:
                     if self._stop.is_set():
                         break
                     if state.channel.key in behind and self.clock() >= state.next_try:
-                        self._deliver(connection, state)
-                self._wake.wait(self._next_wait())
-                self._wake.clear()
+                        more |= self._deliver(connection, state)
+                if not more:
+                    self._wake.wait(self._next_wait())
+                    self._wake.clear()
         except Exception as exc:  # never silently: the consumer goes on storing, the alerts wait in the table
             log.debug("notification delivery failed", exc_info=True)
             log.error("notification delivery stopped (%s: %s); undelivered alerts are sent after a restart",
@@ -100,29 +102,34 @@ class NotificationDelivery:
             connection.close()
 
     def _next_wait(self) -> float:
-        """Until the first retry is due, and at most a second: alerts of other consumers, claim renewal."""
-        soonest = min((state.next_try for state in self.states), default=self.clock() + 1)
-        return max(0.05, min(1.0, soonest - self.clock()))
+        """Until the first retry is due, and at most a second (alerts stored by other consumers); new
+        alerts of this one wake the thread at once."""
+        now = self.clock()
+        return max(0.05, min([1.0, *(state.next_try - now for state in self.states if state.next_try > now)]))
 
-    def _deliver(self, connection: sqlite3.Connection, state: ChannelState) -> None:
+    def _deliver(self, connection: sqlite3.Connection, state: ChannelState) -> bool:
+        """Send what the channel has not had yet, up to BATCH alerts; True when there may be more."""
         now = datetime.now(UTC)
         claim = db.Claim(self.owner, format_time(now))
         try:
             place = db.claim_channel(connection, state.channel.key, claim, format_time(now - CLAIM_LEASE))
             if place is None:
-                return  # another consumer delivers to this channel now
-            for alert_id, alert in db.alerts_after(connection, place, BATCH):
+                return False  # another consumer delivers to this channel now
+            waiting = db.alerts_after(connection, place, BATCH)
+            for alert_id, alert in waiting:
                 if self._stop.is_set():
-                    return
+                    return False
                 sent = self.sender(state.channel, alert_title(alert), alert_body(alert, self.zone))
                 if not sent.ok:
                     self._failed(state, sent)
-                    return
+                    return False
                 if not db.mark_notified(connection, state.channel.key, alert_id, self.owner):
-                    return  # the claim lapsed meanwhile (a stall): another process carries on
+                    return False  # the claim lapsed meanwhile (a stall): another process carries on
                 self._delivered(state)
+            return len(waiting) == BATCH
         except db.DatabaseBusy:
             state.next_try = self.clock() + 1.0
+            return False
 
     def _failed(self, state: ChannelState, sent: Sent) -> None:
         state.failures += 1
