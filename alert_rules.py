@@ -76,6 +76,10 @@ class LevelRule:
     def text(self) -> str:
         return f"{self.symbol}{'>' if self.above else '<'}{plain_number(self.level)}{_cooldown_text(self)}"
 
+    def is_past(self, price: float) -> bool:
+        """The price is beyond the line, on the rule's side."""
+        return price > self.level if self.above else price < self.level
+
     def applies_to(self, symbol: str) -> bool:
         return self.symbol == symbol
 

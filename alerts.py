@@ -142,8 +142,7 @@ class SymbolState:
         its reference is the quote before.
         """
         if isinstance(rule, LevelRule):
-            past = price > rule.level if rule.above else price < rule.level
-            return [("up" if rule.above else "down", self.last)] if past else []
+            return [("up" if rule.above else "down", self.last)] if rule.is_past(price) else []
         if isinstance(rule, AverageRule):
             return self._average_condition(rule, price)
         if isinstance(rule, GapRule):
@@ -240,7 +239,7 @@ class AlertEngine:
         lines = []
         for rule in levels:
             summary = latest.get(rule.symbol)
-            if summary and (summary.price > rule.level if rule.above else summary.price < rule.level):
+            if summary and rule.is_past(summary.price):
                 lines.append(f"{rule.text} holds now at {summary.price!r} (quote of {summary.ts}): it fires on "
                              "the next crossing")
         return lines
