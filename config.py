@@ -29,6 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BACKFILL_MODES = ("auto", "off")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MAX_FETCH_WAIT_MS = 10_000
 
 # name, default, meaning: the single list behind --help; .env.example and the README repeat it.
 SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
@@ -49,6 +50,8 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "comma-separated host:port list of Kafka brokers"),
     ("KAFKA_TOPIC", "stock_prices", "topic the quotes go through (created if missing)"),
     ("KAFKA_GROUP_ID", "stock-monitor", "consumer group of consumer.py"),
+    ("KAFKA_FETCH_MAX_WAIT_MS", "50", "longest a broker holds consumer.py's fetch for partitions with nothing new "
+                                      "(1-10000; an idle consumer sends 1000/N fetches a second)"),
     ("KAFKA_ALERTS_TOPIC", "stock_alerts", "topic consumer.py publishes alerts to, as JSON (created if missing)"),
     ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
     ("KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)"),
@@ -93,6 +96,7 @@ class Settings:
     bootstrap_servers: str
     topic: str
     group_id: str
+    fetch_max_wait_ms: int
     alerts_topic: str
     alert_rules: tuple[Rule, ...]
     notify_urls: tuple[str, ...] = field(repr=False)  # they carry tokens and passwords
@@ -253,6 +257,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
         group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
+        fetch_max_wait_ms=_fetch_max_wait_ms(values["KAFKA_FETCH_MAX_WAIT_MS"]),
         alerts_topic=_topic("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
         alert_rules=_alert_rules(values["ALERT_RULES"]),
         notify_urls=_notify_urls(values["NOTIFY_URLS"]),
@@ -279,6 +284,14 @@ def _bootstrap_servers(text: str) -> str:
         if not 1 <= int(match.group(2)) <= 65535:
             raise ConfigError(name, f"{server!r}: port {match.group(2)} is not between 1 and 65535")
     return ",".join(servers)
+
+
+def _fetch_max_wait_ms(text: str) -> int:
+    """At most 10 s: kafka-python needs the hold to be shorter than its request timeout."""
+    value = _whole_number("KAFKA_FETCH_MAX_WAIT_MS", text, 1)
+    if value > MAX_FETCH_WAIT_MS:
+        raise ConfigError("KAFKA_FETCH_MAX_WAIT_MS", f"must be at most {MAX_FETCH_WAIT_MS}, got {value}")
+    return value
 
 
 def _topic(name: str, text: str) -> str:

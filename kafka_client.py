@@ -203,6 +203,11 @@ def create_consumer(settings: Settings, max_poll_records: int = 2000,
         # A killed consumer's partitions go to its successor after this, not after 45 s.
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
+        # How long the broker may hold a fetch for partitions with nothing new. kafka-python keeps
+        # one fetch in flight per broker and leaves out partitions whose records it still holds, so
+        # a fetch can name only quiet partitions while the busy ones wait behind it (see the README's
+        # "Latency"): this bounds that wait, at the cost of 1000/N empty fetches a second when idle.
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **settings.kafka_security(),
     )
     consumer.subscribe([settings.topic], listener=_OnAssigned(on_assigned) if on_assigned else None)

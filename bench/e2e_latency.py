@@ -1,17 +1,25 @@
-"""End-to-end latency: from the producer's send to the row being committed in SQLite, at a fixed load.
+"""End-to-end latency: from the producer's send to the row being committed in SQLite.
 
-The real consumer.py runs as its own process; this process sends project-format messages at a
-fixed rate with the project's producer settings, and a reader thread watches the database (WAL
-readers see only committed rows) to stamp the moment each row becomes visible.
+Each run starts the real consumer.py as its own process on a fresh topic, group and database;
+this process sends project-format messages at a fixed rate with the project's producer settings,
+and a reader thread watches the database (WAL readers see only committed rows) to stamp the
+moment each row becomes visible. A run first sends at the rate for --warmup seconds, unmeasured
+(the consumer's start, the group join and a cold JIT in a fresh broker are not the steady state),
+then measures for --seconds. The runs share one broker.
 
-    python bench/e2e_latency.py                       # 1,000 msg/s for 30 s
-    python bench/e2e_latency.py --rate 500 --seconds 10
+After the runs: the latency of a single quote sent to an idle consumer (the case a real feed
+mostly is), and what an idle consumer costs: its fetch requests per second and its CPU.
+
+    python bench/e2e_latency.py                          # 5 runs of 1,000 msg/s for 30 s
+    python bench/e2e_latency.py --rate 5000 --seconds 20
+    python bench/e2e_latency.py --runs 1 --rate 500 --seconds 10 --idle-quotes 5
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -20,30 +28,89 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import PROJECT_DIR, bench_settings, broker, fresh_name, quote_message
 
-from kafka_client import create_producer, ensure_topic
+from config import Settings, load_settings
+from kafka_client import create_consumer, create_producer, ensure_topic
+
+Key = tuple[str, str]  # (symbol, ts): a stored row
 
 
-def watch_commits(db_path: Path, seen: dict[tuple[str, str], float], stop: threading.Event) -> None:
-    """Stamp each row with the time it first became visible to a reader, polling every millisecond."""
+class CommitWatch:
+    """Stamps each row with the time it first became visible to a reader.
+
+    The stamping runs in its own process (`--watch`), polling every millisecond: in this process it
+    would share the GIL with the sending loop and kafka-python's sender thread, and at 5,000 msg/s
+    that alone added up to 45 ms to the measured p99 (measured with a broker-stamped topic).
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.stamps_path = db_path.with_suffix(".stamps")
+        self.seen: dict[Key, float] = {}
+        self._process = subprocess.Popen([sys.executable, __file__, "--watch", str(db_path)])
+
+    def wait_for_rows(self, count: int, timeout: float) -> bool:
+        """Until the database holds `count` rows (checked here every 5 ms; the stamps come from the watcher)."""
+        deadline = time.monotonic() + timeout
+        while not self.db_path.exists():
+            time.sleep(0.005)
+        connection = sqlite3.connect(self.db_path)
+        try:
+            while True:
+                try:
+                    stored = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+                except sqlite3.OperationalError:  # schema not created yet
+                    stored = 0
+                if stored >= count or time.monotonic() >= deadline:
+                    return stored >= count
+                time.sleep(0.005)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Stop the watcher and read its stamps."""
+        self._process.send_signal(signal.SIGTERM)
+        self._process.wait(30)
+        for line in self.stamps_path.read_text().splitlines():
+            symbol, ts, at = line.split("\t")
+            self.seen[(symbol, ts)] = float(at)
+
+
+def watch_commits(db_path: Path) -> None:
+    """The watcher process: poll the new rows every millisecond, write each one's first-seen time."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not db_path.exists() and not stop.is_set():
-        time.sleep(0.01)
+        time.sleep(0.001)
     connection = sqlite3.connect(db_path)
     last_id = 0
-    while not stop.is_set():
-        try:
-            rows = connection.execute("SELECT id, symbol, ts FROM stock_prices WHERE id > ?", (last_id,)).fetchall()
-        except sqlite3.OperationalError:  # schema not created yet
-            rows = []
-        now = time.time()
-        for row_id, symbol, ts in rows:
-            seen[(symbol, ts)] = now
-            last_id = max(last_id, row_id)
-        time.sleep(0.001)
+    with db_path.with_suffix(".stamps").open("w") as stamps:
+        while not stop.is_set():
+            try:
+                rows = connection.execute("SELECT id, symbol, ts FROM stock_prices WHERE id > ?", (last_id,)).fetchall()
+            except sqlite3.OperationalError:  # schema not created yet
+                rows = []
+            now = time.time()
+            for row_id, symbol, ts in rows:
+                stamps.write(f"{symbol}\t{ts}\t{now}\n")
+                last_id = max(last_id, row_id)
+            time.sleep(0.001)
     connection.close()
+
+
+@dataclass
+class Run:
+    """One measured run: the latency of each quote sent (ms), and the rate actually offered."""
+
+    latencies: list[float]
+    sent: int
+    offered: float
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -51,65 +118,166 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def row_key(key: bytes, value: bytes) -> Key:
+    return key.decode(), value.split(b'"ts":"')[1][:24].decode()
+
+
+@contextmanager
+def running_consumer(servers: str, workdir: Path,
+                     label: str) -> Iterator[tuple[Settings, subprocess.Popen, CommitWatch]]:
+    """consumer.py on a fresh topic, group and database, until the block ends (SIGTERM)."""
+    topic, db_path = fresh_name(label), workdir / f"{fresh_name(label)}.db"
+    settings = bench_settings(servers, topic, fresh_name(label), db_path)
+    ensure_topic(settings)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "KAFKA_TOPIC": topic,
+           "KAFKA_GROUP_ID": settings.group_id, "DB_PATH": str(db_path), "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
+                               env=env, stderr=subprocess.DEVNULL)
+    watch = CommitWatch(db_path)
+    try:
+        yield settings, process, watch
+    finally:
+        watch.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def send_at_rate(producer, topic: str, first: int, count: int, rate: float) -> tuple[dict[Key, float], float]:
+    """Send messages first..first+count-1 evenly at `rate`; their send times, and the rate achieved."""
+    sent: dict[Key, float] = {}
+    started = time.monotonic()
+    for index in range(count):
+        delay = started + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        key, value = quote_message(first + index)
+        sent_at = time.time()
+        producer.send(topic, key=key, value=value)
+        sent[row_key(key, value)] = sent_at
+    return sent, count / max(time.monotonic() - started, 1e-9)
+
+
+def wait_until_joined(producer, settings: Settings, watch: CommitWatch) -> None:
+    """A first quote reaches the database once the consumer has joined its group."""
+    # A bar a minute before the run's first: its key is not among them, and its time is in the past
+    # (the consumer sets aside quotes stamped in the future).
+    key, value = quote_message(-1)
+    producer.send(settings.topic, key=key, value=value)
+    if not watch.wait_for_rows(1, 60):
+        raise SystemExit("e2e_latency: error: the first quote never reached the database; see consumer.py's log")
+
+
+def measure_load(servers: str, workdir: Path, rate: int, seconds: float, warmup: float) -> Run:
+    with running_consumer(servers, workdir, "latency") as (settings, _process, watch):
+        producer = create_producer(settings)
+        try:
+            wait_until_joined(producer, settings, watch)
+            warm = int(rate * warmup)
+            send_at_rate(producer, settings.topic, 0, warm, rate)
+            total = int(rate * seconds)
+            sent, offered = send_at_rate(producer, settings.topic, warm, total, rate)
+            producer.flush()
+            watch.wait_for_rows(1 + warm + total, 60)
+        finally:
+            producer.close(timeout=5)
+    latencies = [(watch.seen[key] - at) * 1000 for key, at in sent.items() if key in watch.seen]
+    return Run(latencies, total, offered)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_idle(servers: str, workdir: Path, quotes: int, idle_seconds: float) -> tuple[list[float], float]:
+    """Single quotes sent to an idle consumer at random moments (ms each), and its CPU share while idle."""
+    rng = random.Random(14)
+    sent: dict[Key, float] = {}
+    with running_consumer(servers, workdir, "idle") as (settings, process, watch):
+        producer = create_producer(settings)
+        try:
+            wait_until_joined(producer, settings, watch)
+            time.sleep(1.0)
+            cpu_before, wall_before = cpu_seconds(process.pid), time.monotonic()
+            time.sleep(idle_seconds)
+            cpu_share = (cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - wall_before)
+            for index in range(quotes):
+                time.sleep(rng.uniform(0.3, 1.2))  # at a random point of the consumer's fetch cycle
+                key, value = quote_message(index)
+                sent[row_key(key, value)] = time.time()
+                producer.send(settings.topic, key=key, value=value)
+                producer.flush()
+                watch.wait_for_rows(2 + index, 30)
+        finally:
+            producer.close(timeout=5)
+    return [(watch.seen[key] - at) * 1000 for key, at in sent.items() if key in watch.seen], cpu_share
+
+
+def idle_fetch_rate(servers: str, workdir: Path, seconds: float) -> tuple[float, float]:
+    """Fetch requests per second of the project's consumer settings on an empty topic, and their mean wait.
+
+    An idle consumer keeps one fetch in flight per broker, which the broker holds for the maximum
+    wait before answering empty; the client's own fetch-latency-avg metric is that hold.
+    """
+    settings = bench_settings(servers, fresh_name("idle-fetch"), fresh_name("idle-fetch"), workdir / "unused.db")
+    # The consumer.py processes above take KAFKA_FETCH_MAX_WAIT_MS from the environment: so does this one.
+    settings = replace(settings, fetch_max_wait_ms=load_settings(environ=os.environ, env_file=None,
+                                                                 overrides={"ALPHAVANTAGE_API_KEY": "unused"}
+                                                                 ).fetch_max_wait_ms)
+    ensure_topic(settings)
+    client = create_consumer(settings)
+    try:
+        while not client.assignment():
+            client.poll(timeout_ms=100)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            client.poll(timeout_ms=100)
+        wait_ms = client.metrics()["consumer-fetch-manager-metrics"]["fetch-latency-avg"]
+    finally:
+        client.close(autocommit=False)
+    return 1000 / wait_ms, wait_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=1000, help="messages per second (default 1,000)")
-    parser.add_argument("--seconds", type=float, default=30, help="how long to send (default 30)")
+    parser.add_argument("--seconds", type=float, default=30, help="how long each run measures (default 30)")
+    parser.add_argument("--runs", type=int, default=5, help="runs, each with a fresh consumer (default 5)")
+    parser.add_argument("--warmup", type=float, default=5, help="unmeasured seconds at the rate first (default 5)")
+    parser.add_argument("--idle-quotes", type=int, default=20,
+                        help="single quotes sent to an idle consumer, one at a time (default 20; 0: skip)")
+    parser.add_argument("--watch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.watch:
+        watch_commits(args.watch)
+        return 0
 
+    runs: list[Run] = []
     with broker() as servers, tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
-        topic, db_path = fresh_name("latency"), Path(workdir) / "latency.db"
-        settings = bench_settings(servers, topic, fresh_name("latency"), db_path)
-        ensure_topic(settings)
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "KAFKA_TOPIC": topic,
-               "KAFKA_GROUP_ID": settings.group_id, "DB_PATH": str(db_path), "LOG_LEVEL": "WARNING"}
-        consumer = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
-                                    env=env, stderr=subprocess.DEVNULL)
-        seen: dict[tuple[str, str], float] = {}
-        stop = threading.Event()
-        watcher = threading.Thread(target=watch_commits, args=(db_path, seen, stop), daemon=True)
-        watcher.start()
-        producer = create_producer(settings)
-        try:
-            # Warm up: the consumer has joined its group once a first row is visible.
-            # A bar a minute before the run's first: its key is not among them, and its time is in the past
-            # (the consumer sets aside quotes stamped in the future, as index 10**9 once was).
-            key, value = quote_message(-1)
-            producer.send(topic, key=key, value=value)
-            deadline = time.monotonic() + 60
-            while not seen and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not seen:
-                print("e2e_latency: error: the warm-up quote never reached the database; see consumer.py's log",
-                      file=sys.stderr)
-                return 1
-            total = int(args.rate * args.seconds)
-            sent: dict[tuple[str, str], float] = {}
-            started = time.monotonic()
-            for index in range(total):
-                delay = started + index / args.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                key, value = quote_message(index)
-                sent_at = time.time()
-                producer.send(topic, key=key, value=value)
-                sent[(key.decode(), value.split(b'"ts":"')[1][:24].decode())] = sent_at
-            offered = total / (time.monotonic() - started)
-            producer.flush()
-            deadline = time.monotonic() + 60
-            while any(k not in seen for k in sent) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            stop.set()
-            producer.close(timeout=5)
-            consumer.send_signal(signal.SIGTERM)
-            consumer.wait(30)
-    latencies = [(seen[k] - t) * 1000 for k, t in sent.items() if k in seen]
-    print(f"offered {offered:,.0f} msg/s for {args.seconds:g} s: {len(latencies):,} of {total:,} rows committed")
-    print(f"send -> committed row latency (ms): p50 {percentile(latencies, 0.50):.1f}  "
-          f"p95 {percentile(latencies, 0.95):.1f}  p99 {percentile(latencies, 0.99):.1f}  max {max(latencies):.1f}  "
-          f"(mean {statistics.fmean(latencies):.1f})")
-    return 0 if len(latencies) == total else 1
+        for number in range(1, args.runs + 1):
+            run = measure_load(servers, Path(workdir), args.rate, args.seconds, args.warmup)
+            runs.append(run)
+            lat = run.latencies
+            print(f"run {number}: offered {run.offered:,.0f} msg/s for {args.seconds:g} s: {len(lat):,} of "
+                  f"{run.sent:,} rows committed; send -> committed row (ms): p50 {percentile(lat, 0.50):.1f}  "
+                  f"p95 {percentile(lat, 0.95):.1f}  p99 {percentile(lat, 0.99):.1f}  max {max(lat):.1f}",
+                  flush=True)
+        if args.idle_quotes:
+            idle, cpu_share = measure_idle(servers, Path(workdir), args.idle_quotes, idle_seconds=5)
+            fetches_per_second, hold_ms = idle_fetch_rate(servers, Path(workdir), seconds=5)
+    p99s = [percentile(run.latencies, 0.99) for run in runs]
+    print(f"p99 over {len(runs)} run(s) at {args.rate:,} msg/s (ms): worst {max(p99s):.1f}, median "
+          f"{statistics.median(p99s):.1f}, each {', '.join(f'{p:.1f}' for p in p99s)}")
+    if args.idle_quotes:
+        print(f"a single quote to an idle consumer (ms): median {statistics.median(idle):.1f} of {len(idle)}, "
+              f"max {max(idle):.1f}")
+        print(f"an idle consumer: {fetches_per_second:.1f} fetch requests/s to its broker (each held "
+              f"{hold_ms:.0f} ms), {cpu_share * 100:.1f}% of a core")
+    lost = sum(run.sent - len(run.latencies) for run in runs)
+    if args.idle_quotes:
+        lost += args.idle_quotes - len(idle)
+    return 0 if not lost else 1
 
 
 if __name__ == "__main__":

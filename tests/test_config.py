@@ -61,6 +61,9 @@ def test_the_api_key_is_not_in_the_settings_repr():
     ("ALPHAVANTAGE_API_KEY", "  ", "ALPHAVANTAGE_API_KEY: must not be empty"),
     ("ALPHAVANTAGE_BASE_URL", "ftp://example", "ALPHAVANTAGE_BASE_URL: 'ftp://example' is not an http(s) URL"),
     ("KAFKA_TOPIC", "stock prices", "KAFKA_TOPIC: 'stock prices' is not a valid topic name (letters, digits, '.', '_', '-')"),
+    ("KAFKA_FETCH_MAX_WAIT_MS", "0", "KAFKA_FETCH_MAX_WAIT_MS: must be at least 1, got 0"),
+    ("KAFKA_FETCH_MAX_WAIT_MS", "10001", "KAFKA_FETCH_MAX_WAIT_MS: must be at most 10000, got 10001"),
+    ("KAFKA_FETCH_MAX_WAIT_MS", "0.5s", "KAFKA_FETCH_MAX_WAIT_MS: '0.5s' is not a whole number"),
     ("LOG_LEVEL", "LOUD", "LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
     ("POLL_HOURS", "weekdays", "POLL_HOURS: 'weekdays' is not one of market, extended, always"),
     ("BACKFILL", "yes", "BACKFILL: 'yes' is not one of auto, off"),
@@ -150,3 +153,8 @@ def test_requests_per_day_0_means_no_daily_limit_and_bulk_quotes_are_a_function(
     assert settings.function == "REALTIME_BULK_QUOTES"
     assert settings.requests_in_flight is None  # auto
     assert load_settings(environ={"REQUESTS_IN_FLIGHT": "3"}, env_file=None).requests_in_flight == 3
+
+
+def test_the_fetch_hold_defaults_to_50_ms_and_can_be_set():
+    assert load_settings(environ={}, env_file=None).fetch_max_wait_ms == 50
+    assert load_settings(environ={"KAFKA_FETCH_MAX_WAIT_MS": "500"}, env_file=None).fetch_max_wait_ms == 500
