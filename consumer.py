@@ -45,6 +45,7 @@ from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, f
 from notify.channels import Channel, ChannelError, check_channels
 from notify.check import notify_test
 from notify.delivery import NotificationDelivery
+from stored_log import StoredLog
 
 log = logging.getLogger("consumer")
 T = TypeVar("T")
@@ -104,27 +105,6 @@ def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: obje
         return result
 
 
-class PriceBoard:
-    """The last price seen per symbol, to show what moved in each batch's log line."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, float] = {}
-
-    def moves(self, rows: list[QuoteRow]) -> str:
-        latest: dict[str, QuoteRow] = {}
-        for row in rows:
-            if row.symbol not in latest or row.ts >= latest[row.symbol].ts:
-                latest[row.symbol] = row
-        parts = []
-        for symbol in sorted(latest):
-            price = latest[symbol].price
-            before = self.last.get(symbol)
-            move = f" ({(price - before) / before * 100:+.2f}%)" if before else ""
-            parts.append(f"{symbol} {price!r}{move}")  # as stored: no rounding, no exponent
-            self.last[symbol] = price
-        return ", ".join(parts)
-
-
 class QuoteStore:
     """Where each poll batch goes: SQLite, with the alerts its quotes fire (stored in the same
     transaction), and from there to the alerts topic."""
@@ -136,7 +116,7 @@ class QuoteStore:
         self.path = path
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.board = PriceBoard()
+        self.stored_log = StoredLog()
         self.engine = engine
         self.outbox = outbox
         self.delivery: NotificationDelivery | None = None  # to NOTIFY_URLS; woken after new alerts
@@ -151,8 +131,7 @@ class QuoteStore:
                                    self.stop, self.path)
         for bad in rejected:
             log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
-        if stored:
-            log.info("stored %d new quote(s): %s", stored, self.board.moves(rows))
+        self.stored_log.stored(stored, rows)
         if log.isEnabledFor(logging.DEBUG):
             for row in rows:
                 log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
@@ -165,10 +144,12 @@ class QuoteStore:
             self.outbox.publish(wait=1.0)
         return stored
 
-    def publish_alerts(self) -> None:
-        """Retry alerts the topic has not taken yet, without waiting (cheap when there are none)."""
+    def between_polls(self) -> None:
+        """Retry alerts the topic has not taken yet, without waiting (cheap when there are none), and
+        say what was stored if its line is due."""
         if self.outbox:
             self.outbox.publish()
+        self.stored_log.flush()
 
 
 def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
@@ -230,7 +211,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
             log.info("stopped while the database was locked; the batch is read again at the next start")
             return total  # no offset commit: that batch is not stored
         watch.check()
-        store.publish_alerts()
+        store.between_polls()
         total += stored
         if seen:
             last_message = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sqlite3
 import time
@@ -150,8 +151,8 @@ def test_an_unusable_database_is_one_line_and_exit_3(kafka_broker, topic, standi
 
 
 def test_the_batch_line_prints_prices_as_stored():
-    from consumer import PriceBoard
     from messages import decode_quote
+    from stored_log import PriceBoard
 
     rows = [decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price, "ts": "2020-05-08T18:00:00Z"}).encode())
             for symbol, price in [("IBM", 164.0625), ("BRK.A", 1234567)]]
@@ -196,3 +197,32 @@ def test_a_write_lock_held_past_30_s_is_waited_out_with_a_warning_and_nothing_lo
         f"database {db_path} has been locked by another connection for 3"), log
     assert "Traceback" not in log and "error" not in log
     assert committed_and_end(kafka_broker.bootstrap_servers, topic, f"{topic}-group") == (11, 11)
+
+
+def test_under_load_the_stored_line_comes_at_most_once_a_second(caplog):
+    from messages import decode_quote
+    from stored_log import StoredLog
+
+    def row(symbol: str, minute: int, price: float):
+        return decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price,
+                                        "ts": f"2020-05-08T18:{minute:02d}:00Z"}).encode())
+
+    now = [100.0]
+    stored = StoredLog(clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        stored.stored(2, [row("IBM", 0, 100.0), row("MSFT", 0, 50.0)])  # the first batch: said at once
+        for moment, minute, price in ((100.1, 1, 100.5), (100.2, 2, 101.0)):
+            now[0] = moment
+            stored.stored(1, [row("IBM", minute, price)])
+        now[0] = 100.9
+        stored.flush()  # not yet a second since the last line
+        now[0] = 101.2
+        stored.flush()
+        stored.stored(0, [])  # a redelivery: nothing new, nothing said
+        now[0] = 105.0
+        stored.stored(1, [row("MSFT", 5, 49.0)])  # after a quiet spell: said at once
+    assert [record.getMessage() for record in caplog.records] == [
+        "stored 2 new quote(s): IBM 100.0, MSFT 50.0",
+        "stored 2 new quote(s) in 2 batches over 1.1 s: IBM 101.0 (+1.00%)",
+        "stored 1 new quote(s): MSFT 49.0 (-2.00%)",
+    ]
