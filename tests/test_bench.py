@@ -32,10 +32,20 @@ def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
     assert re.search(r"ratio b'/b \(alert rules .*, [\d,]+ alerts fired\): \d+\.\d\d", out), out
 
 
-def test_latency_reports_percentiles(kafka_broker):
-    out = run_bench(kafka_broker, "e2e_latency.py", "--rate", "200", "--seconds", "2")
-    assert "offered" in out and "400 of 400 rows committed" in out, out
-    assert re.search(r"p50 [\d.]+\s+p95 [\d.]+\s+p99 [\d.]+\s+max [\d.]+", out), out
+def test_latency_reports_each_run_the_worst_p99_an_idle_quote_and_the_idle_load(kafka_broker):
+    out = run_bench(kafka_broker, "e2e_latency.py", "--runs", "2", "--rate", "200", "--seconds", "2",
+                    "--warmup", "1", "--idle-quotes", "3")
+    for run in (1, 2):
+        assert re.search(rf"^run {run}: offered [\d,]+ msg/s for 2 s: 400 of 400 rows committed; send -> committed "
+                         r"row \(ms\): p50 [\d.]+\s+p95 [\d.]+\s+p99 [\d.]+\s+max [\d.]+$", out, re.MULTILINE), out
+    assert re.search(r"^p99 over 2 run\(s\) at 200 msg/s \(ms\): worst [\d.]+, median [\d.]+, each [\d.]+, [\d.]+$",
+                     out, re.MULTILINE), out
+    assert re.search(r"^a single quote to an idle consumer \(ms\): median [\d.]+ of 3, max [\d.]+$", out, re.MULTILINE), out
+    # The default hold of 50 ms: about 20 empty fetches a second.
+    fetches = re.search(r"^an idle consumer: ([\d.]+) fetch requests/s to its broker \(each held (\d+) ms\), "
+                        r"[\d.]+% of a core$", out, re.MULTILINE)
+    assert fetches, out
+    assert 50 <= int(fetches.group(2)) < 200 and 5 < float(fetches.group(1)) <= 20.5, out
 
 
 def test_producer_overhead_reports_a_median(kafka_broker):
