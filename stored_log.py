@@ -52,7 +52,7 @@ class StoredLog:
         self._count = 0
         self._batches = 0
         self._since = 0.0
-        self._latest: dict[str, QuoteRow] = {}  # the newest row per symbol not yet said
+        self._rows: list[list[QuoteRow]] = []  # the batches not yet said
 
     def stored(self, count: int, rows: list[QuoteRow]) -> None:
         if not count or not log.isEnabledFor(logging.INFO):
@@ -61,10 +61,7 @@ class StoredLog:
             self._since = self.clock()
         self._count += count
         self._batches += 1
-        for row in rows:
-            kept = self._latest.get(row.symbol)
-            if kept is None or row.ts >= kept.ts:
-                self._latest[row.symbol] = row
+        self._rows.append(rows)
         self.flush()
 
     def flush(self) -> None:
@@ -72,7 +69,7 @@ class StoredLog:
         now = self.clock()
         if not self._batches or now - self._said_at < self.interval:
             return
-        moves = self.board.moves(list(self._latest.values()))
+        moves = self.board.moves([row for rows in self._rows for row in rows])
         if self._batches == 1:
             log.info("stored %d new quote(s): %s", self._count, moves)
         else:
@@ -80,4 +77,4 @@ class StoredLog:
                      now - self._since, moves)
         self._said_at = now
         self._count = self._batches = 0
-        self._latest.clear()
+        self._rows.clear()

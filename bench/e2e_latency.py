@@ -2,7 +2,7 @@
 
 Each run starts the real consumer.py as its own process on a fresh topic, group and database;
 this process sends project-format messages at a fixed rate with the project's producer settings,
-and a reader thread watches the database (WAL readers see only committed rows) to stamp the
+and a watcher process reads the database (WAL readers see only committed rows) to stamp the
 moment each row becomes visible. A run first sends at the rate for --warmup seconds, unmeasured
 (the consumer's start, the group join and a cold JIT in a fresh broker are not the steady state),
 then measures for --seconds. The runs share one broker.
@@ -59,6 +59,8 @@ class CommitWatch:
         """Until the database holds `count` rows (checked here every 5 ms; the stamps come from the watcher)."""
         deadline = time.monotonic() + timeout
         while not self.db_path.exists():
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.005)
         connection = sqlite3.connect(self.db_path)
         try:
