@@ -50,38 +50,37 @@ class CommitWatch:
     """
 
     def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
         self.stamps_path = db_path.with_suffix(".stamps")
+        self.stamps_path.touch()
         self.seen: dict[Key, float] = {}
+        self._unread = ""
+        self._offset = 0
         self._process = subprocess.Popen([sys.executable, __file__, "--watch", str(db_path)])
 
-    def wait_for_rows(self, count: int, timeout: float) -> bool:
-        """Until the database holds `count` rows (checked here every 5 ms; the stamps come from the watcher)."""
-        deadline = time.monotonic() + timeout
-        while not self.db_path.exists():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-        connection = sqlite3.connect(self.db_path)
-        try:
-            while True:
-                try:
-                    stored = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
-                except sqlite3.OperationalError:  # schema not created yet
-                    stored = 0
-                if stored >= count or time.monotonic() >= deadline:
-                    return stored >= count
-                time.sleep(0.005)
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        """Stop the watcher and read its stamps."""
-        self._process.send_signal(signal.SIGTERM)
-        self._process.wait(30)
-        for line in self.stamps_path.read_text().splitlines():
+    def _read_stamps(self) -> None:
+        with self.stamps_path.open() as stamps:
+            stamps.seek(self._offset)
+            text = stamps.read()
+            self._offset = stamps.tell()
+        *lines, self._unread = (self._unread + text).split("\n")
+        for line in lines:
             symbol, ts, at = line.split("\t")
             self.seen[(symbol, ts)] = float(at)
+
+    def wait_for_rows(self, count: int, timeout: float) -> bool:
+        """Until the watcher has stamped `count` rows (its file is read every 5 ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._read_stamps()
+            if len(self.seen) >= count or time.monotonic() >= deadline:
+                return len(self.seen) >= count
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        """Stop the watcher, and read what it stamped last."""
+        self._process.send_signal(signal.SIGTERM)
+        self._process.wait(30)
+        self._read_stamps()
 
 
 def watch_commits(db_path: Path) -> None:
@@ -92,7 +91,7 @@ def watch_commits(db_path: Path) -> None:
         time.sleep(0.001)
     connection = sqlite3.connect(db_path)
     last_id = 0
-    with db_path.with_suffix(".stamps").open("w") as stamps:
+    with db_path.with_suffix(".stamps").open("a") as stamps:
         while not stop.is_set():
             try:
                 rows = connection.execute("SELECT id, symbol, ts FROM stock_prices WHERE id > ?", (last_id,)).fetchall()
@@ -102,6 +101,8 @@ def watch_commits(db_path: Path) -> None:
             for row_id, symbol, ts in rows:
                 stamps.write(f"{symbol}\t{ts}\t{now}\n")
                 last_id = max(last_id, row_id)
+            if rows:
+                stamps.flush()
             time.sleep(0.001)
     connection.close()
 
