@@ -341,6 +341,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if store.outbox:  # opened at start, or by a SIGHUP that brought the first rules
             close_alert_outbox(store.outbox)
         connection.close()
+    store.stored_log.flush(force=True)  # the last second's line, not yet due
     log.info("stopped; %d new quote(s) stored in this run", total)
     return ExitCode.OK
 

@@ -50,31 +50,29 @@ class StoredLog:
         self.board = PriceBoard()
         self._said_at = -interval
         self._count = 0
-        self._batches = 0
         self._since = 0.0
         self._rows: list[list[QuoteRow]] = []  # the batches not yet said
 
     def stored(self, count: int, rows: list[QuoteRow]) -> None:
         if not count or not log.isEnabledFor(logging.INFO):
             return
-        if not self._batches:
+        if not self._rows:
             self._since = self.clock()
         self._count += count
-        self._batches += 1
         self._rows.append(rows)
         self.flush()
 
-    def flush(self) -> None:
-        """Say what is pending if the last line is at least `interval` old."""
+    def flush(self, force: bool = False) -> None:
+        """Say what is pending if the last line is at least `interval` old (or now, on the way out)."""
         now = self.clock()
-        if not self._batches or now - self._said_at < self.interval:
+        if not self._rows or (now - self._said_at < self.interval and not force):
             return
         moves = self.board.moves([row for rows in self._rows for row in rows])
-        if self._batches == 1:
+        if len(self._rows) == 1:
             log.info("stored %d new quote(s): %s", self._count, moves)
         else:
-            log.info("stored %d new quote(s) in %d batches over %.1f s: %s", self._count, self._batches,
+            log.info("stored %d new quote(s) in %d batches over %.1f s: %s", self._count, len(self._rows),
                      now - self._since, moves)
         self._said_at = now
-        self._count = self._batches = 0
+        self._count = 0
         self._rows.clear()

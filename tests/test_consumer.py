@@ -221,8 +221,12 @@ def test_under_load_the_stored_line_comes_at_most_once_a_second(caplog):
         stored.stored(0, [])  # a redelivery: nothing new, nothing said
         now[0] = 105.0
         stored.stored(1, [row("MSFT", 5, 49.0)])  # after a quiet spell: said at once
+        now[0] = 105.3
+        stored.stored(1, [row("IBM", 6, 102.01)])
+        stored.flush(force=True)  # on the way out: said although not yet due
     assert [record.getMessage() for record in caplog.records] == [
         "stored 2 new quote(s): IBM 100.0, MSFT 50.0",
         "stored 2 new quote(s) in 2 batches over 1.1 s: IBM 101.0 (+1.00%)",
         "stored 1 new quote(s): MSFT 49.0 (-2.00%)",
+        "stored 1 new quote(s): IBM 102.01 (+1.00%)",
     ]
