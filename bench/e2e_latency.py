@@ -34,8 +34,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import PROJECT_DIR, bench_settings, broker, fresh_name, quote_message
+from kafka import KafkaProducer
 
-from config import Settings, load_settings
+from config import load_settings
 from kafka_client import create_consumer, create_producer, ensure_topic
 
 Key = tuple[str, str]  # (symbol, ts): a stored row
@@ -125,10 +126,19 @@ def row_key(key: bytes, value: bytes) -> Key:
     return key.decode(), value.split(b'"ts":"')[1][:24].decode()
 
 
+@dataclass
+class Pipeline:
+    """A running consumer.py, the watcher of its database, and a producer to its topic."""
+
+    topic: str
+    consumer: subprocess.Popen
+    watch: CommitWatch
+    producer: KafkaProducer
+
+
 @contextmanager
-def running_consumer(servers: str, workdir: Path,
-                     label: str) -> Iterator[tuple[Settings, subprocess.Popen, CommitWatch]]:
-    """consumer.py on a fresh topic, group and database, until the block ends (SIGTERM)."""
+def running_consumer(servers: str, workdir: Path, label: str) -> Iterator[Pipeline]:
+    """consumer.py on a fresh topic, group and database, joined to its group, until the block ends (SIGTERM)."""
     topic, db_path = fresh_name(label), workdir / f"{fresh_name(label)}.db"
     settings = bench_settings(servers, topic, fresh_name(label), db_path)
     ensure_topic(settings)
@@ -137,9 +147,18 @@ def running_consumer(servers: str, workdir: Path,
     process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
                                env=env, stderr=subprocess.DEVNULL)
     watch = CommitWatch(db_path)
+    producer = create_producer(settings)
     try:
-        yield settings, process, watch
+        # A first quote reaches the database once the consumer has joined its group. It is a bar a
+        # minute before the runs' first: its key is not among theirs, and its time is in the past
+        # (the consumer sets aside quotes stamped in the future).
+        key, value = quote_message(-1)
+        producer.send(topic, key=key, value=value)
+        if not watch.wait_for_rows(1, 60):
+            raise SystemExit("e2e_latency: error: the first quote never reached the database; see consumer.py's log")
+        yield Pipeline(topic, process, watch, producer)
     finally:
+        producer.close(timeout=5)
         watch.close()
         process.send_signal(signal.SIGTERM)
         process.wait(30)
@@ -160,30 +179,14 @@ def send_at_rate(producer, topic: str, first: int, count: int, rate: float) -> t
     return sent, count / max(time.monotonic() - started, 1e-9)
 
 
-def wait_until_joined(producer, settings: Settings, watch: CommitWatch) -> None:
-    """A first quote reaches the database once the consumer has joined its group."""
-    # A bar a minute before the run's first: its key is not among them, and its time is in the past
-    # (the consumer sets aside quotes stamped in the future).
-    key, value = quote_message(-1)
-    producer.send(settings.topic, key=key, value=value)
-    if not watch.wait_for_rows(1, 60):
-        raise SystemExit("e2e_latency: error: the first quote never reached the database; see consumer.py's log")
-
-
 def measure_load(servers: str, workdir: Path, rate: int, seconds: float, warmup: float) -> Run:
-    with running_consumer(servers, workdir, "latency") as (settings, _process, watch):
-        producer = create_producer(settings)
-        try:
-            wait_until_joined(producer, settings, watch)
-            warm = int(rate * warmup)
-            send_at_rate(producer, settings.topic, 0, warm, rate)
-            total = int(rate * seconds)
-            sent, offered = send_at_rate(producer, settings.topic, warm, total, rate)
-            producer.flush()
-            watch.wait_for_rows(1 + warm + total, 60)
-        finally:
-            producer.close(timeout=5)
-    latencies = [(watch.seen[key] - at) * 1000 for key, at in sent.items() if key in watch.seen]
+    with running_consumer(servers, workdir, "latency") as pipeline:
+        warm, total = int(rate * warmup), int(rate * seconds)
+        send_at_rate(pipeline.producer, pipeline.topic, 0, warm, rate)
+        sent, offered = send_at_rate(pipeline.producer, pipeline.topic, warm, total, rate)
+        pipeline.producer.flush()
+        pipeline.watch.wait_for_rows(1 + warm + total, 60)
+    latencies = [(pipeline.watch.seen[key] - at) * 1000 for key, at in sent.items() if key in pipeline.watch.seen]
     return Run(latencies, total, offered)
 
 
@@ -197,24 +200,20 @@ def measure_idle(servers: str, workdir: Path, quotes: int, idle_seconds: float) 
     """Single quotes sent to an idle consumer at random moments (ms each), and its CPU share while idle."""
     rng = random.Random(14)
     sent: dict[Key, float] = {}
-    with running_consumer(servers, workdir, "idle") as (settings, process, watch):
-        producer = create_producer(settings)
-        try:
-            wait_until_joined(producer, settings, watch)
-            time.sleep(1.0)
-            cpu_before, wall_before = cpu_seconds(process.pid), time.monotonic()
-            time.sleep(idle_seconds)
-            cpu_share = (cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - wall_before)
-            for index in range(quotes):
-                time.sleep(rng.uniform(0.3, 1.2))  # at a random point of the consumer's fetch cycle
-                key, value = quote_message(index)
-                sent[row_key(key, value)] = time.time()
-                producer.send(settings.topic, key=key, value=value)
-                producer.flush()
-                watch.wait_for_rows(2 + index, 30)
-        finally:
-            producer.close(timeout=5)
-    return [(watch.seen[key] - at) * 1000 for key, at in sent.items() if key in watch.seen], cpu_share
+    with running_consumer(servers, workdir, "idle") as pipeline:
+        time.sleep(1.0)
+        cpu_before, wall_before = cpu_seconds(pipeline.consumer.pid), time.monotonic()
+        time.sleep(idle_seconds)
+        cpu_share = (cpu_seconds(pipeline.consumer.pid) - cpu_before) / (time.monotonic() - wall_before)
+        for index in range(quotes):
+            time.sleep(rng.uniform(0.3, 1.2))  # at a random point of the consumer's fetch cycle
+            key, value = quote_message(index)
+            sent[row_key(key, value)] = time.time()
+            pipeline.producer.send(pipeline.topic, key=key, value=value)
+            pipeline.producer.flush()
+            pipeline.watch.wait_for_rows(2 + index, 30)
+    seen = pipeline.watch.seen
+    return [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen], cpu_share
 
 
 def idle_fetch_rate(servers: str, workdir: Path, seconds: float) -> tuple[float, float]:
