@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from alert_rules import Rule, RuleError, parse_rules
+from alerts.rules import Rule, RuleError, parse_rules
+from common.cli import print_error
+from common.redact import configure_logging
+from common.symbols import SYMBOL_PATTERN
 from market.hours import POLL_MODES
 from notify.channels import shown, split_urls, url_secrets
-from symbols import SYMBOL_PATTERN
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
 FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY", "REALTIME_BULK_QUOTES")
@@ -343,3 +346,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def overrides_from(args: argparse.Namespace) -> dict[str, str | None]:
     """The setting overrides carried by parsed flags (flags whose dest is a setting name)."""
     return {name: value for name, value in vars(args).items() if name in DEFAULTS}
+
+
+def read_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the flags, the environment and the settings file (--env-file, default .env); ConfigError."""
+    return load_settings(overrides_from(args), env_file=args.env_file or ".env",
+                         env_file_required=args.env_file is not None)
+
+
+def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
+    """Load settings and configure logging; print the problem and return None when they are bad."""
+    try:
+        settings = read_settings(args)
+    except ConfigError as exc:
+        print_error(prog, str(exc))
+        return None
+    configure_logging(settings.log_level, settings.secrets)
+    for notice in settings.notices:
+        logging.getLogger(prog).warning("%s", notice)
+    return settings

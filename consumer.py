@@ -17,21 +17,22 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TypeVar
+from collections.abc import Callable
 
 from kafka import KafkaConsumer
-from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 
 import db
-from alert_outbox import AlertOutbox, process_identity
-from alert_reload import RuleReloader
-from alerts import AlertEngine, describe_alert
-from cli import ExitCode, install_stop_handlers, print_error, run_guarded, settings_from_args
-from config import Settings, add_common_arguments, settings_epilog
-from kafka_client import (
+from alerts.engine import AlertEngine
+from alerts.outbox import AlertOutbox, count_unpublished_alerts, process_identity
+from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
+from config import Settings, add_common_arguments, settings_epilog, settings_from_args
+from ingest.reload import RuleReloader
+from ingest.store import BUSY_TIMEOUT_SECONDS, QuoteStore
+from notify.channels import Channel, ChannelError, check_channels
+from notify.check import notify_test
+from notify.delivery import NotificationDelivery
+from streaming.kafka_client import (
     ConnectionWatch,
     Stopped,
     close_producer,
@@ -41,117 +42,8 @@ from kafka_client import (
     ensure_topic,
     retry_until_connected,
 )
-from messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
-from notify.channels import Channel, ChannelError, check_channels
-from notify.check import notify_test
-from notify.delivery import NotificationDelivery
-from stored_log import StoredLog
 
 log = logging.getLogger("consumer")
-T = TypeVar("T")
-# Each write waits this long for another connection's lock before the consumer checks for a stop request;
-# it says it is waiting every LOCK_WARNING_SECONDS, and waits as long as it takes.
-BUSY_TIMEOUT_SECONDS = 1.0
-LOCK_WARNING_SECONDS = 30.0
-
-
-def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[QuoteRow], list[db.Rejected]]:
-    """Valid quotes, and the messages that are not, each with its reason.
-
-    Whatever goes wrong with one message sets that message aside, never the batch: an error the
-    decoder did not foresee would otherwise stop the consumer on the same message at every start.
-    """
-    rows: list[QuoteRow] = []
-    rejected: list[db.Rejected] = []
-    limit = future_limit(now)
-    for record in records:
-        try:
-            row = decode_quote(record.value)
-            check_not_future(row, limit)
-            rows.append(row)
-        except InvalidMessage as exc:
-            reason = str(exc)
-        except Exception as exc:
-            log.debug("unforeseen failure decoding %s[%d]@%d", record.topic, record.partition, record.offset,
-                      exc_info=True)
-            reason = f"cannot be decoded: {type(exc).__name__}: {str(exc)[:200]}"
-        else:
-            continue
-        rejected.append(db.Rejected(record.topic, record.partition, record.offset, record.key, record.value,
-                                    reason))
-    return rows, rejected
-
-
-def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: object,
-                      warn_every: float = LOCK_WARNING_SECONDS) -> T:
-    """Run `action` until the database's write lock lets it through, saying every `warn_every` s that
-    it waits. Raise Stopped when asked to stop meanwhile (nothing of the batch is stored or committed)."""
-    started = time.monotonic()
-    warned = 0
-    while True:
-        try:
-            result = action()
-        except db.DatabaseBusy:
-            if stop.is_set():
-                raise Stopped() from None
-            waited = time.monotonic() - started
-            if waited >= (warned + 1) * warn_every:
-                warned += 1
-                log.warning("database %s has been locked by another connection for %.0f s (an open transaction "
-                            "in a sqlite3 shell, a backup?); still waiting, nothing is lost", path, waited)
-            continue
-        if warned:
-            log.info("database %s is writable again after %.0f s; carrying on", path, time.monotonic() - started)
-        return result
-
-
-class QuoteStore:
-    """Where each poll batch goes: SQLite, with the alerts its quotes fire (stored in the same
-    transaction), and from there to the alerts topic."""
-
-    def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
-                 outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 path: object = "the database", stop: threading.Event | None = None) -> None:
-        self.connection = connection
-        self.path = path
-        self.stop = stop or threading.Event()
-        self.clock = clock
-        self.stored_log = StoredLog()
-        self.engine = engine
-        self.outbox = outbox
-        self.delivery: NotificationDelivery | None = None  # to NOTIFY_URLS; woken after new alerts
-
-    def store(self, records: list[ConsumerRecord]) -> int:
-        """Validate and store one poll batch in one transaction; return the number of new rows."""
-        rows, rejected = split_batch(records, self.clock())
-        alerts = self.engine.evaluate(rows) if self.engine else []
-        # Evaluated once: the engine has moved on past these quotes, so a retry only repeats the write.
-        stored = wait_while_locked(lambda: db.save_batch(self.connection, rows, rejected, alerts,
-                                                         self.outbox.claim() if self.outbox else None),
-                                   self.stop, self.path)
-        for bad in rejected:
-            log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
-        self.stored_log.stored(stored, rows)
-        if log.isEnabledFor(logging.DEBUG):
-            for row in rows:
-                log.debug("row %s %s price=%s volume=%s", row.symbol, row.ts, row.price, row.volume)
-        for alert in alerts:
-            log.warning("ALERT %s", describe_alert(alert))
-        if alerts and self.delivery:
-            self.delivery.wake()
-        if alerts and self.outbox:
-            self.outbox.note_new()
-            self.outbox.publish(wait=1.0)
-        return stored
-
-    def between_polls(self) -> None:
-        """Retry alerts the topic has not taken yet, without waiting (cheap when there are none), and
-        say what was stored if its line is due."""
-        if self.outbox:
-            self.outbox.publish()
-        self.stored_log.flush()
-
-
 def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
     """Commit what was stored. A failure is harmless: those messages come again and are ignored.
 
@@ -251,7 +143,7 @@ def open_consumer(settings: Settings, stop: threading.Event, engine: AlertEngine
 def open_alert_outbox(settings: Settings, connection: sqlite3.Connection,
                       stop: threading.Event) -> AlertOutbox | None:
     """A producer for the alerts topic, when there are rules or alerts still to publish."""
-    if not settings.alert_rules and not db.count_unpublished_alerts(connection):
+    if not settings.alert_rules and not count_unpublished_alerts(connection):
         return None
     retry_until_connected(lambda: ensure_topic(settings, settings.alerts_topic), "the consumer",
                           settings.bootstrap_servers, stop)
@@ -352,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return ExitCode.BAD_CONFIG
     if args.notify_test:
-        return run_guarded("consumer", settings, lambda: notify_test(settings))
-    return run_guarded("consumer", settings, lambda: run(settings, args))
+        return run_guarded("consumer", settings.secrets, lambda: notify_test(settings.notify_urls))
+    return run_guarded("consumer", settings.secrets, lambda: run(settings, args))
 
 
 if __name__ == "__main__":

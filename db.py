@@ -1,4 +1,17 @@
-"""SQLite: the schema and every SQL statement of the project, always parameterised."""
+"""SQLite: the schema and its upgrades, the connection, and the consumer's one write transaction.
+
+Here is every table and column, and the write that stores a batch's quotes, rejected messages,
+alerts and symbol summaries together. The queries one part alone runs sit in that part, against
+this schema: the alert outbox's claims in alerts/outbox.py, the notification channels' progress in
+notify/delivery.py, the monitor's reads in view/queries.py. Every statement is parameterised.
+
+A symbol summary is that symbol's board line in one row, kept up to date as quotes are stored, so
+the monitor reads one row per symbol however many quotes the database holds: the newest quote, its
+trading day's first quote, high and low, and the last price before that day began (the previous
+close when the quote carries no change of its own). `fold` brings it up to date with newly stored
+quotes, in any order (late quotes included); when the newest starts another trading day it answers
+None and the summary is recomputed from the quotes table by indexed queries.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from market.days import END_OF_TIME, quote_day
-from messages import AlertRow, QuoteRow
-from symbol_summary import SymbolSummary, fold
+from streaming.messages import AlertRow, QuoteRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock_prices (
@@ -129,6 +141,49 @@ ON CONFLICT (symbol, rule, ts, direction) DO NOTHING
 """
 
 
+class SymbolSummary(NamedTuple):
+    """A symbol's board line as of its newest quote (in the column order of the symbol_summary table)."""
+
+    symbol: str
+    earliest_ts: str  # the symbol's first quote: the board as of an earlier moment leaves it out
+    ts: str  # the newest quote
+    price: float
+    change: float | None
+    trading_day: str | None
+    day: str  # the newest quote's trading day (market.days.quote_day)
+    day_start: str
+    first_ts: str  # the day's first quote
+    first_price: float
+    day_high: float
+    day_low: float
+    close_ts: str | None  # the last quote before the day began, if any
+    close_price: float | None
+
+
+def fold(summary: SymbolSummary, rows: Sequence[QuoteRow]) -> SymbolSummary | None:
+    """The summary with `rows` (newly stored quotes of its symbol) taken in; None when the newest of them
+    belongs to another trading day, whose quotes may already be stored: recompute from the table."""
+    newest = max(rows, key=lambda row: row.ts)
+    if newest.ts > summary.ts:
+        if quote_day(newest.ts, newest.trading_day).day != summary.day:
+            return None
+        summary = summary._replace(ts=newest.ts, price=newest.price, change=newest.change,
+                                   trading_day=newest.trading_day)
+    earliest, first_ts, first_price = summary.earliest_ts, summary.first_ts, summary.first_price
+    high, low, close_ts, close_price = summary.day_high, summary.day_low, summary.close_ts, summary.close_price
+    for row in rows:
+        earliest = min(earliest, row.ts)
+        if row.ts < summary.day_start:  # before the day: a candidate for the previous close
+            if close_ts is None or row.ts > close_ts:
+                close_ts, close_price = row.ts, row.price
+        elif quote_day(row.ts, row.trading_day).day == summary.day:
+            high, low = max(high, row.high), min(low, row.low)
+            if row.ts < first_ts:
+                first_ts, first_price = row.ts, row.price
+    return summary._replace(earliest_ts=earliest, first_ts=first_ts, first_price=first_price, day_high=high,
+                            day_low=low, close_ts=close_ts, close_price=close_price)
+
+
 class Claim(NamedTuple):
     """Who is sending an alert, and since when (UTC, stored-time form)."""
 
@@ -155,7 +210,7 @@ class DatabaseBusy(DatabaseError):
     """Another connection holds the write lock (a shell left in a transaction, a backup): wait and retry."""
 
 
-def _failure(exc: sqlite3.Error, what: str) -> DatabaseError:
+def write_failure(exc: sqlite3.Error, what: str) -> DatabaseError:
     """The DatabaseError for a failed write: DatabaseBusy when only a lock stood in the way."""
     busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return (DatabaseBusy if busy else DatabaseError)(f"{what}: {exc}")
@@ -202,7 +257,7 @@ def upgrade(connection: sqlite3.Connection) -> None:
         if version < SUMMARY_VERSION:
             connection.execute("DELETE FROM symbol_summary")
             write_summaries(connection, [summarize_symbol(connection, symbol, END_OF_TIME)
-                                         for symbol in _stored_symbols(connection, END_OF_TIME)])
+                                         for symbol in stored_symbols(connection, END_OF_TIME)])
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
@@ -232,7 +287,7 @@ def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
     except sqlite3.Error as exc:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
-        raise _failure(exc, "writing to the database failed") from None
+        raise write_failure(exc, "writing to the database failed") from None
     return len(stored)
 
 
@@ -324,142 +379,7 @@ def last_alert_times(connection: sqlite3.Connection, symbol: str) -> dict[tuple[
         "SELECT rule, direction, max(ts) FROM alerts WHERE symbol = ? GROUP BY rule, direction", (symbol,))}
 
 
-def claim_alerts(connection: sqlite3.Connection, claim: Claim, lapsed_before: str,
-                 limit: int = 500) -> list[tuple[int, AlertRow]]:
-    """Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),
-    renewing this process's own claims; return them, oldest first.
-
-    One UPDATE in one write transaction: two consumers on one database never both get an alert.
-    """
-    try:
-        claimed = connection.execute(
-            f"""UPDATE alerts SET claimed_by = :owner, claimed_at = :when
-                WHERE id IN (SELECT id FROM alerts WHERE published_at IS NULL
-                             AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
-                             ORDER BY id LIMIT :limit)
-                RETURNING id, {ALERT_COLUMNS}""",
-            {"owner": claim.owner, "when": claim.when, "lapsed": lapsed_before, "limit": limit}).fetchall()
-    except sqlite3.Error as exc:
-        raise _failure(exc, "claiming alerts failed") from None
-    return sorted((row[0], AlertRow(*row[1:])) for row in claimed)
-
-
-def register_channels(connection: sqlite3.Connection, channels: Sequence[str]) -> None:
-    """Channels seen for the first time start after the newest alert: a new channel gets what comes next,
-    not the history."""
-    try:
-        connection.executemany("INSERT OR IGNORE INTO notify_channels (channel, last_alert_id) "
-                               "SELECT ?, coalesce(max(id), 0) FROM alerts", [(channel,) for channel in channels])
-    except sqlite3.Error as exc:
-        raise _failure(exc, "registering notification channels failed") from None
-
-
-def channels_behind(connection: sqlite3.Connection) -> set[str]:
-    """The channels some stored alert has not reached yet (a read: nothing to claim when all are done)."""
-    return {row[0] for row in connection.execute(
-        "SELECT channel FROM notify_channels WHERE last_alert_id < (SELECT coalesce(max(id), 0) FROM alerts)")}
-
-
-def claim_channel(connection: sqlite3.Connection, channel: str, claim: Claim, lapsed_before: str) -> int | None:
-    """Take (or renew) the channel for this process and return where its delivery stands; None while
-    another process holds it."""
-    try:
-        row = connection.execute(
-            """UPDATE notify_channels SET claimed_by = :owner, claimed_at = :when
-               WHERE channel = :channel AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
-               RETURNING last_alert_id""",
-            {"owner": claim.owner, "when": claim.when, "channel": channel, "lapsed": lapsed_before}).fetchone()
-    except sqlite3.Error as exc:
-        raise _failure(exc, "claiming a notification channel failed") from None
-    return row[0] if row else None
-
-
-def alerts_after(connection: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, AlertRow]]:
-    """The alerts stored after `after_id`, oldest first."""
-    return [(row[0], AlertRow(*row[1:])) for row in connection.execute(
-        f"SELECT id, {ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
-
-
-def mark_notified(connection: sqlite3.Connection, channel: str, alert_id: int, owner: str) -> bool:
-    """Move the channel past `alert_id`, if this process still holds it."""
-    try:
-        return connection.execute("UPDATE notify_channels SET last_alert_id = ? WHERE channel = ? AND claimed_by = ?",
-                                  (alert_id, channel, owner)).rowcount == 1
-    except sqlite3.Error as exc:
-        raise _failure(exc, "recording a notification failed") from None
-
-
-def channel_claimants(connection: sqlite3.Connection) -> list[str]:
-    return [row[0] for row in connection.execute(
-        "SELECT DISTINCT claimed_by FROM notify_channels WHERE claimed_by IS NOT NULL")]
-
-
-def release_channels(connection: sqlite3.Connection, owner: str) -> None:
-    try:
-        connection.execute("UPDATE notify_channels SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
-                           (owner,))
-    except sqlite3.Error as exc:
-        raise _failure(exc, "releasing notification channels failed") from None
-
-
-def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], when: str) -> None:
-    """Remember that the alerts topic has these alerts."""
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.executemany("UPDATE alerts SET published_at = ? WHERE id = ?", [(when, i) for i in ids])
-        connection.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise _failure(exc, "writing to the database failed") from None
-
-
-def claimants_of_unpublished_alerts(connection: sqlite3.Connection) -> list[str]:
-    """The processes holding claims on alerts not yet published."""
-    return [row[0] for row in connection.execute(
-        "SELECT DISTINCT claimed_by FROM alerts WHERE published_at IS NULL AND claimed_by IS NOT NULL")]
-
-
-def release_claims(connection: sqlite3.Connection, owner: str) -> int:
-    """Drop the claims of a process known to be gone, so its alerts are sent without waiting for the lease."""
-    try:
-        return connection.execute("UPDATE alerts SET claimed_by = NULL, claimed_at = NULL "
-                                  "WHERE published_at IS NULL AND claimed_by = ?", (owner,)).rowcount
-    except sqlite3.Error as exc:
-        raise _failure(exc, "releasing alert claims failed") from None
-
-
-def count_unpublished_alerts(connection: sqlite3.Connection) -> int:
-    """Stored alerts the alerts topic does not have yet."""
-    return connection.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]
-
-
-# Read side: monitor.py. Every query takes `until` (a stored-time string) so a board can be shown
-# as of any moment, and reads inside one transaction for a consistent snapshot while the consumer writes.
-
-def open_for_reading(path: str | Path) -> sqlite3.Connection:
-    """Open an existing database without creating it, and refuse any write through this connection."""
-    try:
-        connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=rw", uri=True, isolation_level=None,
-                                     timeout=30)
-        connection.execute("PRAGMA query_only=1")
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open database {str(path)!r}: {exc}") from None
-    return connection
-
-
-def has_table(connection: sqlite3.Connection, name: str) -> bool:
-    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                              (name,)).fetchone() is not None
-
-
-def has_summaries(connection: sqlite3.Connection) -> bool:
-    """False for a database no consumer of this release has upgraded yet (the monitor never writes)."""
-    return (connection.execute("PRAGMA user_version").fetchone()[0] >= SUMMARY_VERSION
-            and has_table(connection, "symbol_summary"))
-
-
-def _stored_symbols(connection: sqlite3.Connection, until: str) -> list[str]:
+def stored_symbols(connection: sqlite3.Connection, until: str) -> list[str]:
     """Symbols with a quote at or before `until`, from the quotes themselves: a skip scan of the (symbol,
     ts) index, two seeks a symbol rather than a read of every row (16 s on 10,000,000 rows)."""
     found: list[str] = []
@@ -470,62 +390,3 @@ def _stored_symbols(connection: sqlite3.Connection, until: str) -> list[str]:
         if connection.execute("SELECT min(ts) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0] <= until:
             found.append(symbol)
     return found
-
-
-def symbols_until(connection: sqlite3.Connection, until: str) -> list[str]:
-    """Symbols with at least one quote at or before `until`, sorted."""
-    if not has_summaries(connection):
-        return _stored_symbols(connection, until)
-    return [row[0] for row in connection.execute(
-        "SELECT symbol FROM symbol_summary WHERE earliest_ts <= ? ORDER BY symbol", (until,))]
-
-
-def summaries_until(connection: sqlite3.Connection, until: str) -> list[SymbolSummary]:
-    """Each symbol's summary as of `until`, sorted by symbol: the stored one when its newest quote is not
-    later, else (the board as it was, or a quote stamped ahead of `until`) recomputed by indexed queries."""
-    if not has_summaries(connection):
-        found = [summarize_symbol(connection, symbol, until) for symbol in _stored_symbols(connection, until)]
-        return [summary for summary in found if summary is not None]
-    stored = [SymbolSummary(*row) for row in connection.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM symbol_summary WHERE earliest_ts <= ? ORDER BY symbol", (until,))]
-    as_of = [summary if summary.ts <= until else summarize_symbol(connection, summary.symbol, until)
-             for summary in stored]
-    return [summary for summary in as_of if summary is not None]
-
-
-def last_prices(connection: sqlite3.Connection, symbol: str, until: str, count: int) -> list[float]:
-    """The symbol's last `count` prices at or before `until`, oldest first."""
-    rows = connection.execute("SELECT price FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
-                              (symbol, until, count)).fetchall()
-    return [row[0] for row in reversed(rows)]
-
-
-def latest_alerts(connection: sqlite3.Connection, until: str, count: int) -> list[AlertRow]:
-    """The last `count` alerts fired by quotes at or before `until`, newest first."""
-    if not has_table(connection, "alerts"):
-        return []  # a database from before alerts existed
-    return [AlertRow(*row) for row in connection.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ts <= ? ORDER BY ts DESC, id DESC LIMIT ?", (until, count))]
-
-
-def price_history(connection: sqlite3.Connection, symbols: Sequence[str], since: str,
-                  until: str) -> dict[str, list[tuple[str, float]]]:
-    """(ts, price) per symbol between `since` and `until`, oldest first."""
-    history: dict[str, list[tuple[str, float]]] = {}
-    for symbol in symbols:
-        rows = connection.execute(
-            "SELECT ts, price FROM stock_prices WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
-            (symbol, since, until)).fetchall()
-        if rows:
-            history[symbol] = rows
-    return history
-
-
-def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since: str, until: str) -> list[AlertRow]:
-    """Alerts of these symbols fired by quotes between `since` and `until`, oldest first."""
-    if not has_table(connection, "alerts"):
-        return []
-    marks = ", ".join("?" for _ in symbols)
-    return [AlertRow(*row) for row in connection.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE symbol IN ({marks}) AND ts >= ? AND ts <= ? ORDER BY ts",
-        (*symbols, since, until))]

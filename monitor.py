@@ -19,16 +19,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import db
-from board import Board, board_as_json, build_board
-from board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_time, message_lines
-from board_view import KEYS_HINT, SORTS, View, split_keys
-from cli import ExitCode, print_error, run_guarded, settings_from_args
-from config import ConfigError, Settings, parse_symbols, settings_epilog
-from durations import parse_duration
+from common.cli import ExitCode, print_error, run_guarded
+from common.durations import parse_duration
+from common.timestamps import format_time
+from config import ConfigError, Settings, parse_symbols, settings_epilog, settings_from_args
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
-from messages import format_time
+from view.board import Board, board_as_json, build_board
+from view.board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_time, message_lines
+from view.queries import alerts_between, has_table, open_for_reading, price_history, symbols_until
+from view.selection import KEYS_HINT, SORTS, View, split_keys
 
 log = logging.getLogger("monitor")
 
@@ -102,7 +103,7 @@ def read_board(path: Path, args: argparse.Namespace) -> Board | None:
     """The board now (or at --at); None when the database does not exist yet."""
     if not path.exists():
         return None
-    connection = db.open_for_reading(path)
+    connection = open_for_reading(path)
     try:
         as_of = args.at or datetime.now(UTC)
         return build_board(connection, str(path), as_of, args.stale_after, alert_count=args.alerts, hours=args.hours)
@@ -136,7 +137,7 @@ def print_once(path: Path, args: argparse.Namespace) -> int:
 def watch_live(path: Path, args: argparse.Namespace) -> int:
     """Redraw until q, Ctrl-C or SIGTERM. A database that is missing or briefly unreadable is shown,
     not fatal: the consumer may be starting."""
-    from terminal import LiveScreen
+    from view.terminal import LiveScreen
 
     hint = f"every {args.interval:g}s, q quits, {KEYS_HINT}"
     view, page_rows = args.view, 1
@@ -183,22 +184,22 @@ def live_lines(board: Board, view: View, hint: str, screen_rows: int) -> tuple[V
 
 def chart_history(path: Path, args: argparse.Namespace) -> int:
     """Write the --chart PNG; exit 1 with one line when there is nothing to draw."""
-    from chart import ChartRequest, write_chart
+    from view.chart import ChartRequest, write_chart
 
     until = args.at or datetime.now(UTC)
     since = until - args.since
     if not path.exists():
         print_error("monitor", f"no database at {path} yet. {START_HINT}")
         return ExitCode.FAILURE
-    connection = db.open_for_reading(path)
+    connection = open_for_reading(path)
     try:
         wanted = list(parse_symbols(args.symbols)) if args.symbols else None
         history: dict[str, list[tuple[str, float]]] = {}
         alerts = []
-        if db.has_table(connection, "stock_prices"):  # else: a database the consumer has not set up yet
-            symbols = wanted or db.symbols_until(connection, format_time(until))
-            history = db.price_history(connection, symbols, format_time(since), format_time(until))
-            alerts = db.alerts_between(connection, list(history), format_time(since), format_time(until))
+        if has_table(connection, "stock_prices"):  # else: a database the consumer has not set up yet
+            symbols = wanted or symbols_until(connection, format_time(until))
+            history = price_history(connection, symbols, format_time(since), format_time(until))
+            alerts = alerts_between(connection, list(history), format_time(since), format_time(until))
     finally:
         connection.close()
     period = f"{local_time(since, '%Y-%m-%d %H:%M')} to {local_time(until, '%Y-%m-%d %H:%M %Z')}"
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             print_error("monitor", f"--symbols: {str(exc).split(': ', 1)[1]}")
             return ExitCode.BAD_CONFIG
     args.view = View.from_flags(args.sort, args.reverse, args.filter.strip(), symbols)
-    return run_guarded("monitor", settings, lambda: run(settings, args))
+    return run_guarded("monitor", settings.secrets, lambda: run(settings, args))
 
 
 if __name__ == "__main__":

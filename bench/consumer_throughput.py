@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (
+from harness import (
     bench_settings,
     broker,
     current_rss_mib,
@@ -34,9 +34,10 @@ from common import (
 
 import consumer as project_consumer
 import db
-from alert_rules import parse_rules
-from alerts import AlertEngine
-from kafka_client import create_consumer, ensure_topic
+from alerts.engine import AlertEngine
+from alerts.rules import parse_rules
+from ingest.store import QuoteStore
+from streaming.kafka_client import create_consumer, ensure_topic
 
 
 def run_raw(settings, count: int) -> dict[str, float]:
@@ -55,7 +56,7 @@ def run_project(settings, count: int, rules: str = "") -> dict[str, float]:
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
     engine = AlertEngine(parse_rules(rules), connection) if rules else None
-    store = project_consumer.QuoteStore(connection, engine)
+    store = QuoteStore(connection, engine)
     started = time.perf_counter()
     stored = 0
     milestones: list[float] = []

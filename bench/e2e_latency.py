@@ -33,11 +33,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from common import PROJECT_DIR, bench_settings, broker, fresh_name, quote_message
+from harness import PROJECT_DIR, bench_settings, broker, fresh_name, quote_message
 from kafka import KafkaProducer
 
 from config import load_settings
-from kafka_client import create_consumer, create_producer, ensure_topic
+from streaming.kafka_client import create_consumer, create_producer, ensure_topic
 
 Key = tuple[str, str]  # (symbol, ts): a stored row
 

@@ -37,14 +37,16 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import db
-from alert_rules import parse_rules
-from alerts import AlertEngine
-from board import build_board
-from chart import ChartRequest, write_chart
-from consumer import QuoteStore
+from alerts.engine import AlertEngine
+from alerts.rules import parse_rules
+from common.timestamps import format_time
+from ingest.store import QuoteStore
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
-from messages import QuoteRow, encode_quote, format_time, quote_from_row
+from streaming.messages import QuoteRow, encode_quote, quote_from_row
+from view.board import build_board
+from view.chart import ChartRequest, write_chart
+from view.queries import alerts_between, open_for_reading, price_history, summaries_until
 
 END = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # 16:00 New York, a Tuesday
 RULES = "2%/15m, 5%/1h, S000>150, S001<50"
@@ -104,7 +106,7 @@ def board_seconds(path: Path, repeat: int) -> tuple[float, int]:
     hours = PollingHours("always")
     times, shown = [], 0
     for _ in range(repeat):
-        connection = db.open_for_reading(path)
+        connection = open_for_reading(path)
         started = time.perf_counter()
         board = build_board(connection, str(path), END, timedelta(minutes=15), hours=hours)
         times.append(time.perf_counter() - started)
@@ -116,10 +118,10 @@ def board_seconds(path: Path, repeat: int) -> tuple[float, int]:
 def chart_seconds(path: Path, names: list[str], workdir: Path) -> float:
     """--chart --since 1d of 10 symbols: the queries and the drawing, as monitor.py does them."""
     started = time.perf_counter()
-    connection = db.open_for_reading(path)
+    connection = open_for_reading(path)
     since = END - timedelta(days=1)
-    history = db.price_history(connection, names[:10], format_time(since), format_time(END))
-    alerts = db.alerts_between(connection, list(history), format_time(since), format_time(END))
+    history = price_history(connection, names[:10], format_time(since), format_time(END))
+    alerts = alerts_between(connection, list(history), format_time(since), format_time(END))
     connection.close()
     write_chart(ChartRequest(workdir / "chart.png", 1200, 600, False, "bench", since, END), history, alerts)
     return time.perf_counter() - started
@@ -128,8 +130,8 @@ def chart_seconds(path: Path, names: list[str], workdir: Path) -> float:
 def new_messages(path: Path, names: list[str], count: int, first_minute: int) -> list[SimpleNamespace]:
     """`count` Kafka records of one-minute bars from `first_minute` after END on, each symbol's walk going
     on from its last stored price: the stream the consumer would see next, the same for both databases."""
-    connection = db.open_for_reading(path)
-    prices = {summary.symbol: summary.price for summary in db.summaries_until(connection, db.END_OF_TIME)}
+    connection = open_for_reading(path)
+    prices = {summary.symbol: summary.price for summary in summaries_until(connection, db.END_OF_TIME)}
     connection.close()
     rng = random.Random(SEED + first_minute)
     records = []

@@ -18,19 +18,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import bench_settings, broker, fresh_name
+from harness import bench_settings, broker, fresh_name
 
 from alphavantage_standin import AlphaVantageStandIn, changing_global_quotes
 from config import load_settings
-from kafka_client import close_producer, create_producer, ensure_topic
 from market.hours import PollingHours
-from producer import PassReport, Poller
-from producer_state import save_state
-from publisher import NewQuoteFilter, QuotePublisher
+from polling.poller import PassReport, Poller
+from polling.publisher import NewQuoteFilter, QuotePublisher
+from polling.state import save_state
 from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
 from quotesource.plan import CallPlan
 from quotesource.schedule import Finished, Target
+from streaming.kafka_client import close_producer, create_producer, ensure_topic
 
 
 class TimedClient(AlphaVantageClient):

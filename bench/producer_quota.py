@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PROJECT_DIR, broker, fresh_name
+from harness import PROJECT_DIR, broker, fresh_name
 
 from alphavantage_standin import AlphaVantageStandIn, changing_global_quotes
 

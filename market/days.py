@@ -12,8 +12,8 @@ import functools
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
+from common.timestamps import format_time
 from market.calendar import MARKET_ZONE
-from messages import format_time
 
 WHOLE_HOUR_OFFSETS = "1884"  # New York's offset from UTC has been whole hours since 1883
 START_OF_TIME, END_OF_TIME = "0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"  # the stored times' range

@@ -1,1 +1,6 @@
-"""Alerts that reach people: notification channels (apprise URLs), the text a person reads, and delivery."""
+"""Alerts that reach people: notification channels, and delivery to each of them.
+
+channels turns NOTIFY_URLS (apprise URLs) into named channels and sends one message; delivery
+walks every channel through the stored alerts, at least once and in order, on a thread of its own;
+check sends the test message of `consumer.py --notify-test`.
+"""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from redact import redact
+from common.redact import redact
 
 # The service refused the request (4xx): credentials, a chat or channel that does not exist.
 REJECTED = re.compile(r"error=4\d\d|\b(?:401|403|404)\b|unauthori[sz]ed|forbidden|invalid (?:token|api|key)",

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import socket
 
-from cli import ExitCode, print_error
-from config import Settings
+from common.cli import ExitCode, print_error
 from notify.channels import ChannelError, check_channels, send
 
 
-def notify_test(settings: Settings) -> int:
+def notify_test(urls: tuple[str, ...]) -> int:
     """--notify-test: one message to each channel, a line each on stdout; exit 1 when any failed."""
     try:
-        channels = check_channels(settings.notify_urls)
+        channels = check_channels(urls)
     except ChannelError as exc:
         print_error("consumer", f"NOTIFY_URLS: {exc}")
         return ExitCode.BAD_CONFIG

@@ -16,21 +16,82 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import db
-from alert_outbox import CLAIM_LEASE, is_gone
-from messages import format_time
+from alerts.outbox import CLAIM_LEASE, is_gone
+from alerts.text import alert_body, alert_title
+from common.timestamps import format_time
 from notify.channels import Channel, Sent, send
-from notify.text import alert_body, alert_title
+from streaming.messages import AlertRow
 
 log = logging.getLogger("consumer")
 LONGEST_BACKOFF = 60.0
 BATCH = 50
+
+
+# This part's own queries, against the schema in db.py.
+
+def register_channels(connection: sqlite3.Connection, channels: Sequence[str]) -> None:
+    """Channels seen for the first time start after the newest alert: a new channel gets what comes next,
+    not the history."""
+    try:
+        connection.executemany("INSERT OR IGNORE INTO notify_channels (channel, last_alert_id) "
+                               "SELECT ?, coalesce(max(id), 0) FROM alerts", [(channel,) for channel in channels])
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "registering notification channels failed") from None
+
+
+def channels_behind(connection: sqlite3.Connection) -> set[str]:
+    """The channels some stored alert has not reached yet (a read: nothing to claim when all are done)."""
+    return {row[0] for row in connection.execute(
+        "SELECT channel FROM notify_channels WHERE last_alert_id < (SELECT coalesce(max(id), 0) FROM alerts)")}
+
+
+def claim_channel(connection: sqlite3.Connection, channel: str, claim: db.Claim, lapsed_before: str) -> int | None:
+    """Take (or renew) the channel for this process and return where its delivery stands; None while
+    another process holds it."""
+    try:
+        row = connection.execute(
+            """UPDATE notify_channels SET claimed_by = :owner, claimed_at = :when
+               WHERE channel = :channel AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
+               RETURNING last_alert_id""",
+            {"owner": claim.owner, "when": claim.when, "channel": channel, "lapsed": lapsed_before}).fetchone()
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "claiming a notification channel failed") from None
+    return row[0] if row else None
+
+
+def alerts_after(connection: sqlite3.Connection, after_id: int, limit: int) -> list[tuple[int, AlertRow]]:
+    """The alerts stored after `after_id`, oldest first."""
+    return [(row[0], AlertRow(*row[1:])) for row in connection.execute(
+        f"SELECT id, {db.ALERT_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
+
+
+def mark_notified(connection: sqlite3.Connection, channel: str, alert_id: int, owner: str) -> bool:
+    """Move the channel past `alert_id`, if this process still holds it."""
+    try:
+        return connection.execute("UPDATE notify_channels SET last_alert_id = ? WHERE channel = ? AND claimed_by = ?",
+                                  (alert_id, channel, owner)).rowcount == 1
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "recording a notification failed") from None
+
+
+def channel_claimants(connection: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT DISTINCT claimed_by FROM notify_channels WHERE claimed_by IS NOT NULL")]
+
+
+def release_channels(connection: sqlite3.Connection, owner: str) -> None:
+    try:
+        connection.execute("UPDATE notify_channels SET claimed_by = NULL, claimed_at = NULL WHERE claimed_by = ?",
+                           (owner,))
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "releasing notification channels failed") from None
 
 
 @dataclass
@@ -60,11 +121,11 @@ class NotificationDelivery:
     def start(self) -> None:
         connection = db.connect(self.path)
         try:
-            db.register_channels(connection, [state.channel.key for state in self.states])
+            register_channels(connection, [state.channel.key for state in self.states])
             # A consumer restarted after a crash carries on at once, not a lease later.
-            for owner in db.channel_claimants(connection):
+            for owner in channel_claimants(connection):
                 if is_gone(owner):
-                    db.release_channels(connection, owner)
+                    release_channels(connection, owner)
         finally:
             connection.close()
         log.info("notifications go to %s", ", ".join(state.channel.name for state in self.states))
@@ -82,7 +143,7 @@ class NotificationDelivery:
         connection = db.connect(self.path, busy_timeout=1.0)
         try:
             while not self._stop.is_set():
-                behind = db.channels_behind(connection)  # a read; the claim below is a write
+                behind = channels_behind(connection)  # a read; the claim below is a write
                 more = False
                 for state in self.states:
                     if self._stop.is_set():
@@ -98,7 +159,7 @@ class NotificationDelivery:
                       type(exc).__name__, exc)
         finally:
             with contextlib.suppress(db.DatabaseError):  # else the lease frees them
-                db.release_channels(connection, self.owner)
+                release_channels(connection, self.owner)
             connection.close()
 
     def _next_wait(self) -> float:
@@ -112,10 +173,10 @@ class NotificationDelivery:
         now = datetime.now(UTC)
         claim = db.Claim(self.owner, format_time(now))
         try:
-            place = db.claim_channel(connection, state.channel.key, claim, format_time(now - CLAIM_LEASE))
+            place = claim_channel(connection, state.channel.key, claim, format_time(now - CLAIM_LEASE))
             if place is None:
                 return False  # another consumer delivers to this channel now
-            waiting = db.alerts_after(connection, place, BATCH)
+            waiting = alerts_after(connection, place, BATCH)
             for alert_id, alert in waiting:
                 if self._stop.is_set():
                     return False
@@ -123,7 +184,7 @@ class NotificationDelivery:
                 if not sent.ok:
                     self._failed(state, sent)
                     return False
-                if not db.mark_notified(connection, state.channel.key, alert_id, self.owner):
+                if not mark_notified(connection, state.channel.key, alert_id, self.owner):
                     return False  # the claim lapsed meanwhile (a stall): another process carries on
                 self._delivered(state)
             return len(waiting) == BATCH

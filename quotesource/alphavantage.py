@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from redact import redact
+from common.redact import redact
 
 GLOBAL_QUOTE = "GLOBAL_QUOTE"
 TIME_SERIES_INTRADAY = "TIME_SERIES_INTRADAY"

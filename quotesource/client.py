@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from common.redact import redact
 from market.calendar import regular_session
 from quotesource.alphavantage import (
     GLOBAL_QUOTE,
@@ -29,7 +30,6 @@ from quotesource.alphavantage import (
     parse_intraday,
 )
 from quotesource.bulk import REALTIME_BULK_QUOTES, parse_bulk_quotes
-from redact import redact
 
 
 @dataclass

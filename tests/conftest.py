@@ -24,7 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from alphavantage_standin import AlphaVantageStandIn
 from config import DEFAULTS
-from local_kafka import LocalKafka
+from streaming.local_broker import LocalKafka
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

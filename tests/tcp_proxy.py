@@ -19,7 +19,7 @@ class TcpProxy:
     @classmethod
     def in_front_of(cls, bootstrap_servers: str) -> TcpProxy:
         """A not-yet-started proxy on a free port for the first broker: a broker that is 'not up yet'."""
-        from local_kafka import free_port
+        from streaming.local_broker import free_port
 
         host, port = bootstrap_servers.split(",")[0].rsplit(":", 1)
         return cls(free_port(), (host, int(port)))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from alert_rules import (
+from alerts.rules import (
     AverageRule,
     GapRule,
     LevelRule,

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 import db
-from alert_rules import parse_rules
-from alerts import AlertEngine, WindowExtremes, describe_alert
-from messages import AlertRow, QuoteRow, format_time
+from alerts.engine import AlertEngine, WindowExtremes
+from alerts.rules import parse_rules
+from alerts.text import describe_alert
+from common.timestamps import format_time
+from streaming.messages import AlertRow, QuoteRow
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 FIRED_AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # after every quote of the series

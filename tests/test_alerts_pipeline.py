@@ -18,8 +18,9 @@ import pytest
 
 import db
 from alphavantage_standin import Answer, fixture
+from common.timestamps import format_time
 from conftest import PROJECT_DIR, pipeline_env, run_script, running, start_script, topic_records
-from messages import AlertRow, format_time
+from streaming.messages import AlertRow
 
 pytestmark = pytest.mark.slow
 

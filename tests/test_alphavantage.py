@@ -9,7 +9,6 @@ import pytest
 
 from alphavantage_standin import Answer, fixture, recorded
 from conftest import TEST_API_KEY
-from local_kafka import free_port
 from market.calendar import TradingCalendar
 from quotesource.alphavantage import (
     ApiCallError,
@@ -30,6 +29,7 @@ from quotesource.alphavantage import (
     parse_intraday,
 )
 from quotesource.client import AlphaVantageClient
+from streaming.local_broker import free_port
 
 FETCHED = datetime(2026, 11, 24, 15, 0, 0, 123000, tzinfo=UTC)
 

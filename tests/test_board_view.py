@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from board import SymbolLine
-from board_view import View, split_keys
+from view.board import SymbolLine
+from view.selection import View, split_keys
 
 
 def line(symbol: str, change_percent: float, age_seconds: float) -> SymbolLine:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alphavantage_standin import fixture
-from messages import decode_quote, encode_quote
-from publisher import NewQuoteFilter
+from polling.publisher import NewQuoteFilter
 from quotesource.alphavantage import ApiNotice, ApiThrottled, BadPayload, parse_global_quote
 from quotesource.bulk import REALTIME_BULK_QUOTES, chunks, parse_bulk_quotes
+from streaming.messages import decode_quote, encode_quote
 
 FETCHED = datetime(2026, 11, 24, 15, 0, 0, 123000, tzinfo=UTC)
 

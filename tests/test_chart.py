@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chart import ChartRequest, draw_chart, local_naive
+from view.chart import ChartRequest, draw_chart, local_naive
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 # A label is a time, a time with seconds, a day, a month or a year: never a bare "30" or "24".

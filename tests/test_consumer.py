@@ -151,8 +151,8 @@ def test_an_unusable_database_is_one_line_and_exit_3(kafka_broker, topic, standi
 
 
 def test_the_batch_line_prints_prices_as_stored():
-    from messages import decode_quote
-    from stored_log import PriceBoard
+    from ingest.stored_log import PriceBoard
+    from streaming.messages import decode_quote
 
     rows = [decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price, "ts": "2020-05-08T18:00:00Z"}).encode())
             for symbol, price in [("IBM", 164.0625), ("BRK.A", 1234567)]]
@@ -200,8 +200,8 @@ def test_a_write_lock_held_past_30_s_is_waited_out_with_a_warning_and_nothing_lo
 
 
 def test_under_load_the_stored_line_comes_at_most_once_a_second(caplog):
-    from messages import decode_quote
-    from stored_log import StoredLog
+    from ingest.stored_log import StoredLog
+    from streaming.messages import decode_quote
 
     def row(symbol: str, minute: int, price: float):
         return decode_quote(json.dumps({**GOOD, "symbol": symbol, "price": price,

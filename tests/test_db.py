@@ -7,8 +7,9 @@ import sqlite3
 import pytest
 
 import db
+from alerts.outbox import claim_alerts
 from conftest import SCHEMA_TABLES
-from messages import QuoteRow
+from streaming.messages import QuoteRow
 
 ROW = QuoteRow("IBM", "2020-05-08T18:05:00.000Z", 121.74, 121.79, 121.86, 121.7225, 31454, None, None, None,
                "TIME_SERIES_INTRADAY", "2026-11-24T15:00:01.987Z")
@@ -87,10 +88,10 @@ def test_a_database_of_the_previous_release_is_upgraded_in_place_keeping_its_ale
     assert connection.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
     assert connection.execute("SELECT symbol, claimed_by, published_at FROM alerts").fetchall() == [
         ("IBM", None, None)]
-    claimed = db.claim_alerts(connection, db.Claim("me", "2026-01-01T00:00:00.000Z"), "2025-12-31T23:59:30.000Z")
+    claimed = claim_alerts(connection, db.Claim("me", "2026-01-01T00:00:00.000Z"), "2025-12-31T23:59:30.000Z")
     assert [alert.rule for _, alert in claimed] == ["IBM>150"]
     # Another process gets nothing while the claim holds, and takes it over once the claim lapses.
-    assert db.claim_alerts(connection, db.Claim("other", "2026-01-01T00:00:10.000Z"), "2025-12-31T23:59:40.000Z") == []
-    assert len(db.claim_alerts(connection, db.Claim("other", "2026-01-01T00:01:00.000Z"),
+    assert claim_alerts(connection, db.Claim("other", "2026-01-01T00:00:10.000Z"), "2025-12-31T23:59:40.000Z") == []
+    assert len(claim_alerts(connection, db.Claim("other", "2026-01-01T00:01:00.000Z"),
                                "2026-01-01T00:00:30.000Z")) == 1
     connection.close()

@@ -25,10 +25,10 @@ from conftest import (
     start_script,
     topic_values,
 )
-from kafka_client import close_producer, create_producer, ensure_topic
-from messages import decode_quote
-from publisher import NewQuoteFilter, QuotePublisher
+from polling.publisher import NewQuoteFilter, QuotePublisher
 from quotesource.alphavantage import GLOBAL_QUOTE, Quote
+from streaming.kafka_client import close_producer, create_producer, ensure_topic
+from streaming.messages import decode_quote
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 from kafka import TopicPartition
 
 from config import load_settings
-from kafka_client import create_consumer, create_producer, ensure_topic
+from streaming.kafka_client import create_consumer, create_producer, ensure_topic
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import threading
 
 from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 
-from kafka_client import retry_until_connected
 from quotesource.limiter import Backoff
+from streaming.kafka_client import retry_until_connected
 
 
 def failing_then_connecting(*failures: Exception):

@@ -7,7 +7,14 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from local_kafka import DEFAULT_CACHE_DIR, KAFKA_VERSION, LocalKafka, broker_answers, fetch_jars, port_answers
+from streaming.local_broker import (
+    DEFAULT_CACHE_DIR,
+    KAFKA_VERSION,
+    LocalKafka,
+    broker_answers,
+    fetch_jars,
+    port_answers,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,16 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from messages import (
-    InvalidMessage,
-    QuoteRow,
-    check_not_future,
-    decode_quote,
-    encode_quote,
-    format_time,
-    future_limit,
-)
+from common.timestamps import format_time
 from quotesource.alphavantage import Quote
+from streaming.messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, encode_quote, future_limit
 
 QUOTE = Quote(symbol="IBM", ts=datetime(2020, 5, 8, 18, 5, tzinfo=UTC), price=121.74, open=121.79, high=121.86,
               low=121.7225, volume=31454, source="TIME_SERIES_INTRADAY",

@@ -19,7 +19,7 @@ import pytest
 
 import db
 from conftest import PROJECT_DIR, run_script, script_env
-from messages import AlertRow, QuoteRow
+from streaming.messages import AlertRow, QuoteRow
 
 AT = "2026-11-24T10:30:00-05:00"  # 15:30 UTC
 
@@ -174,7 +174,7 @@ def test_a_file_that_is_not_a_database_is_one_line_and_exit_3(tmp_path):
 WRITER = """
 import sys
 import db
-from messages import QuoteRow
+from streaming.messages import QuoteRow
 connection = db.connect(sys.argv[1])
 for second in range(100_000):
     ts = f"2026-11-24T14:{second // 3600 % 60:02d}:{second // 60 % 60:02d}.{second % 60:03d}Z"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from alerts.text import alert_body, alert_title
 from conftest import pipeline_env, run_script, running, start_script
-from messages import AlertRow
 from notify.channels import check_channels, send, shown, split_urls
-from notify.text import alert_body, alert_title
+from streaming.messages import AlertRow
 
 RULE_ALERT = AlertRow("IBM", "IBM>150", "up", 150.75, "2026-11-24T15:02:00.000Z", 149.5, "2026-11-24T15:01:00.000Z",
                       0.8361, "2026-11-24T15:02:01.000Z")

@@ -13,13 +13,13 @@ import pytest
 from alphavantage_standin import recorded
 from config import load_settings
 from conftest import TEST_API_KEY, topic_values
-from kafka_client import close_producer, create_producer, ensure_topic
 from market.hours import PollingHours
-from producer import Poller
-from publisher import NewQuoteFilter, QuotePublisher
+from polling.poller import Poller
+from polling.publisher import NewQuoteFilter, QuotePublisher
 from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
 from quotesource.plan import ScheduleMemory
+from streaming.kafka_client import close_producer, create_producer, ensure_topic
 
 pytestmark = pytest.mark.slow
 

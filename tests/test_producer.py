@@ -18,7 +18,7 @@ from conftest import (
     start_script,
     topic_values,
 )
-from local_kafka import free_port
+from streaming.local_broker import free_port
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import db
-from alert_rules import RuleError, parse_rules
+from alerts.rules import RuleError, parse_rules
+from common.timestamps import CANONICAL_TIME
 from config import DEFAULTS, ConfigError, load_settings
 from market.calendar import TradingCalendar
-from messages import CANONICAL_TIME, InvalidMessage, check_not_future, decode_quote, future_limit
 from quotesource.alphavantage import ApiError, parse_daily, parse_global_quote, parse_intraday
+from streaming.messages import InvalidMessage, check_not_future, decode_quote, future_limit
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CALENDAR = TradingCalendar.nyse()
@@ -155,8 +156,8 @@ def test_any_state_file_is_loaded_or_discarded_and_the_producer_carries_on(tmp_p
     """Whatever a state file holds, loading it never raises, and the producer's next steps work on what was
     kept: asking the limiter, filtering a fresh quote and a fresh bar, writing the state back."""
     from market.hours import PollingHours
-    from producer_state import load_state, save_state
-    from publisher import NewQuoteFilter
+    from polling.publisher import NewQuoteFilter
+    from polling.state import load_state, save_state
     from quotesource.alphavantage import Quote
     from quotesource.limiter import RateLimiter
     from quotesource.plan import CallPlan, ScheduleMemory

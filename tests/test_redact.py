@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from redact import RedactingFilter, redact
+from common.redact import RedactingFilter, redact
 
 
 def test_a_real_key_is_masked_wherever_it_appears():

@@ -13,8 +13,9 @@ from market import calendar as calendar_module
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
-from producer import closed_line, describe_pace
-from publisher import NewQuoteFilter
+from polling.poller import closed_line
+from polling.publisher import NewQuoteFilter
+from producer import describe_pace
 from quotesource.alphavantage import Quote
 from quotesource.limiter import RateLimiter
 from quotesource.pace import CATCH_UP_DELAY, catch_up_closing, needs_catch_up, next_paced_call, pace_plan

@@ -12,7 +12,7 @@ import pytest
 
 from alphavantage_standin import Answer, fixture, recorded
 from conftest import PROJECT_DIR, SCHEMA_TABLES, TEST_API_KEY, Broker, pipeline_env, run_script, running, start_script
-from local_kafka import LocalKafka
+from streaming.local_broker import LocalKafka
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import db
+from common.timestamps import format_time
+from db import SymbolSummary
 from market.days import END_OF_TIME
-from messages import QuoteRow, format_time
-from symbol_summary import SymbolSummary
+from streaming.messages import QuoteRow
+from view.queries import summaries_until
 
 NEW_YORK = ZoneInfo("America/New_York")
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -78,7 +80,7 @@ def assert_agrees(connection: sqlite3.Connection, moments: list[str]) -> None:
     assert stored == {symbol: brute_force(rows, symbol, END_OF_TIME) for symbol in symbols}
     for until in moments:  # the board as it was: what is stored when it is not newer, else indexed queries
         expected = [brute_force(rows, symbol, until) for symbol in symbols]
-        assert db.summaries_until(connection, until) == [summary for summary in expected if summary is not None]
+        assert summaries_until(connection, until) == [summary for summary in expected if summary is not None]
 
 
 @given(EVENTS, st.lists(st.integers(0, MINUTES), max_size=4))

@@ -18,7 +18,7 @@ import tty
 from types import FrameType, TracebackType
 from typing import TextIO
 
-from board_text import Line, as_ansi, fit
+from view.board_text import Line, as_ansi, fit
 
 ENTER = "\x1b[?1049h\x1b[?25l"  # alternate screen, hide the cursor
 LEAVE = "\x1b[?25h\x1b[?1049l"  # show the cursor, back to the normal screen

@@ -15,12 +15,11 @@ import signal
 import threading
 from collections.abc import Callable
 
-from alert_outbox import AlertOutbox
-from alert_rules import Rule
-from cli import read_settings
-from config import ConfigError, Settings
+from alerts.outbox import AlertOutbox
+from alerts.rules import Rule
+from common.redact import add_secrets
+from config import ConfigError, Settings, read_settings
 from notify.channels import Channel, ChannelError, check_channels
-from redact import add_secrets
 
 log = logging.getLogger("consumer")
 

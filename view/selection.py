@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from board import SymbolLine
+from view.board import SymbolLine
 
 SORTS = ("symbol", "change", "age")
 SORT_TITLES = {"symbol": "symbol", "change": "CHG%", "age": "age"}

@@ -12,11 +12,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from kafka_client import describe
-from messages import encode_quote
 from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_DAILY, Quote
+from streaming.kafka_client import describe
+from streaming.messages import encode_quote
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher")  # the name its log lines carry
 
 # Acknowledgements normally take milliseconds; after this long the broker is probably gone.
 OUTAGE_NOTICE_SECONDS = 5.0

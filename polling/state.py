@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from messages import InvalidMessage, decode_quote, encode_quote, quote_from_row
-from publisher import NewQuoteFilter
+from polling.publisher import NewQuoteFilter
 from quotesource.alphavantage import Quote
 from quotesource.limiter import RateLimiter
 from quotesource.plan import ScheduleMemory
+from streaming.messages import InvalidMessage, decode_quote, encode_quote, quote_from_row
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("producer_state")  # the name its log lines carry
 
 
 class StateError(RuntimeError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from board import PREVIOUS_CLOSE, Board, SymbolLine
-from durations import format_age
-from messages import AlertRow
+from common.durations import format_age
+from streaming.messages import AlertRow
+from view.board import PREVIOUS_CLOSE, Board, SymbolLine
 
 Segment = tuple[str, str]  # (text, SGR style: "" for none, "32" green, "1;33" bold yellow, ...)
 Line = list[Segment]

@@ -1,4 +1,4 @@
-"""Kafka connections for both scripts: built from Settings, retried while the broker is not up yet."""
+"""Kafka connections for both scripts: built from the settings, retried while the broker is not up yet."""
 
 from __future__ import annotations
 
@@ -7,19 +7,29 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from config import Settings
 from quotesource.limiter import Backoff
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kafka_client")  # the name its log lines carry
 T = TypeVar("T")
 
 TOPIC_PARTITIONS = 3
 BOOTSTRAP_TIMEOUT_MS = 5000
+
+
+class KafkaSettings(Protocol):
+    """What a connection needs of the settings (config.Settings has it): the plumbing reads no configuration."""
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    fetch_max_wait_ms: int
+
+    def kafka_security(self) -> dict[str, str]: ...
 
 
 class Stopped(Exception):
@@ -124,13 +134,13 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
         return result
 
 
-def create_admin(settings: Settings) -> KafkaAdminClient:
+def create_admin(settings: KafkaSettings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","),
                             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, client_id="stockmon-admin",
                             **settings.kafka_security())
 
 
-def ensure_topic(settings: Settings, topic: str | None = None) -> bool:
+def ensure_topic(settings: KafkaSettings, topic: str | None = None) -> bool:
     """Create the topic (the quotes topic unless another is named) unless it exists; True when created."""
     topic = topic or settings.topic
     admin = create_admin(settings)
@@ -146,7 +156,7 @@ def ensure_topic(settings: Settings, topic: str | None = None) -> bool:
         admin.close()
 
 
-def create_producer(settings: Settings, **timeouts_ms: int) -> KafkaProducer:
+def create_producer(settings: KafkaSettings, **timeouts_ms: int) -> KafkaProducer:
     """A producer that waits for every replica (acks=all) and blocks at most a few seconds when the broker is gone.
 
     Not kafka-python's idempotent producer: in 3.0.12, once a batch it had sent expired (a broker
@@ -186,7 +196,7 @@ class _OnAssigned(ConsumerRebalanceListener):
         self.callback()
 
 
-def create_consumer(settings: Settings, max_poll_records: int = 2000,
+def create_consumer(settings: KafkaSettings, max_poll_records: int = 2000,
                     on_assigned: Callable[[], None] | None = None) -> KafkaConsumer:
     """A group consumer that never commits by itself: offsets follow the SQLite commit.
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from messages import AlertRow
+from streaming.messages import AlertRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

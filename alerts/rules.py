@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cached_property
 
-from durations import format_duration, parse_duration
-from symbols import SYMBOL_PATTERN
+from common.durations import format_duration, parse_duration
+from common.symbols import SYMBOL_PATTERN
 
 AVERAGE_PATTERN = re.compile(r"(?P<symbol>[^<>]*)(?P<op>[<>])ma(?P<count>.+)", re.IGNORECASE)
 VOLUME_PATTERN = re.compile(r"(?:(?P<symbol>[^:]+):)?vol(?P<times>[^x]+)x/(?P<count>.+)", re.IGNORECASE)

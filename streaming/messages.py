@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
 
+from common.symbols import SYMBOL_PATTERN
+from common.timestamps import CANONICAL_TIME, format_time
 from quotesource.alphavantage import GLOBAL_QUOTE, TIME_SERIES_DAILY, TIME_SERIES_INTRADAY, Quote
 from quotesource.bulk import REALTIME_BULK_QUOTES
-from symbols import SYMBOL_PATTERN
 
 VERSION = 1
 SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES, TIME_SERIES_DAILY})
@@ -25,8 +25,6 @@ SOURCES = frozenset({GLOBAL_QUOTE, TIME_SERIES_INTRADAY, REALTIME_BULK_QUOTES, T
 ENTITLEMENTS = frozenset({"realtime", "delayed"})
 # Optional numbers a quote may carry beside its price (bulk quotes bring all four, global quotes the first).
 EXTRA_NUMBERS = ("previous_close", "extended_hours_quote", "extended_hours_change", "extended_hours_change_percent")
-# What format_time writes; a time already in this form is stored as it is (no re-formatting).
-CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # SQLite stores integers in 64 bits; a larger volume would fail the whole batch's insert.
 MAX_VOLUME = 2**63 - 1
 # A quote stamped further ahead of the consumer's clock than this is a fault, not a quote: stored, it
@@ -72,16 +70,6 @@ class AlertRow(NamedTuple):
     reference_ts: str
     move_percent: float
     fired_at: str
-
-
-def format_time(moment: datetime) -> str:
-    """UTC ISO-8601 with milliseconds and Z; the year always has four digits, so text order is time order.
-
-    Raises OverflowError when the UTC time falls outside years 1-9999.
-    """
-    utc = moment.astimezone(UTC)
-    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
-            f"{utc.microsecond // 1000:03d}Z")
 
 
 def encode_quote(quote: Quote) -> bytes:

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import db
+from common.timestamps import format_time
+from db import SymbolSummary
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import MarketStatus, market_status
-from messages import AlertRow, format_time
-from symbol_summary import SymbolSummary
+from streaming.messages import AlertRow
+from view.queries import has_table, last_prices, latest_alerts, summaries_until
 
 PREVIOUS_CLOSE = "previous close"
 FIRST_OF_DAY = "first quote of the day"
@@ -88,11 +89,11 @@ def build_board(connection: sqlite3.Connection, database: str, as_of: datetime, 
     until = format_time(as_of)
     connection.execute("BEGIN")
     try:
-        if not db.has_table(connection, "stock_prices"):
+        if not has_table(connection, "stock_prices"):
             return Board(as_of, database, (), (), market)
         lines = tuple(_symbol_line(connection, summary, until, freshness, recent)
-                      for summary in db.summaries_until(connection, until))
-        alerts = tuple(db.latest_alerts(connection, until, alert_count))
+                      for summary in summaries_until(connection, until))
+        alerts = tuple(latest_alerts(connection, until, alert_count))
     finally:
         connection.execute("COMMIT")
     return Board(as_of, database, lines, alerts, market)
@@ -112,7 +113,7 @@ def _symbol_line(connection: sqlite3.Connection, summary: SymbolSummary, until: 
                       change_percent=round(change / reference_price * 100, 4), reference=reference,
                       reference_price=reference_price, day=summary.day, day_low=summary.day_low,
                       day_high=summary.day_high,
-                      recent=tuple(db.last_prices(connection, summary.symbol, until, recent)),
+                      recent=tuple(last_prices(connection, summary.symbol, until, recent)),
                       data_time=format_time(about), age_seconds=round((freshness.as_of - about).total_seconds(), 3),
                       stale=freshness.stale(about))
 

@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaProducer
@@ -29,8 +29,9 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
 import db
-from kafka_client import describe
-from messages import encode_alert, format_time
+from common.timestamps import format_time
+from streaming.kafka_client import describe
+from streaming.messages import AlertRow, encode_alert
 
 log = logging.getLogger("consumer")
 # A live holder renews its claims every `retry_every` seconds; only a dead or stalled one lets them lapse.
@@ -58,6 +59,60 @@ def is_gone(owner: str) -> bool:
     return False
 
 
+# This part's own queries, against the schema in db.py.
+
+def claim_alerts(connection: sqlite3.Connection, claim: db.Claim, lapsed_before: str,
+                 limit: int = 500) -> list[tuple[int, AlertRow]]:
+    """db.Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),
+    renewing this process's own claims; return them, oldest first.
+
+    One UPDATE in one write transaction: two consumers on one database never both get an alert.
+    """
+    try:
+        claimed = connection.execute(
+            f"""UPDATE alerts SET claimed_by = :owner, claimed_at = :when
+                WHERE id IN (SELECT id FROM alerts WHERE published_at IS NULL
+                             AND (claimed_by IS NULL OR claimed_by = :owner OR claimed_at < :lapsed)
+                             ORDER BY id LIMIT :limit)
+                RETURNING id, {db.ALERT_COLUMNS}""",
+            {"owner": claim.owner, "when": claim.when, "lapsed": lapsed_before, "limit": limit}).fetchall()
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "claiming alerts failed") from None
+    return sorted((row[0], AlertRow(*row[1:])) for row in claimed)
+
+
+def mark_alerts_published(connection: sqlite3.Connection, ids: Sequence[int], when: str) -> None:
+    """Remember that the alerts topic has these alerts."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany("UPDATE alerts SET published_at = ? WHERE id = ?", [(when, i) for i in ids])
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise db.write_failure(exc, "writing to the database failed") from None
+
+
+def claimants_of_unpublished_alerts(connection: sqlite3.Connection) -> list[str]:
+    """The processes holding claims on alerts not yet published."""
+    return [row[0] for row in connection.execute(
+        "SELECT DISTINCT claimed_by FROM alerts WHERE published_at IS NULL AND claimed_by IS NOT NULL")]
+
+
+def release_claims(connection: sqlite3.Connection, owner: str) -> int:
+    """Drop the claims of a process known to be gone, so its alerts are sent without waiting for the lease."""
+    try:
+        return connection.execute("UPDATE alerts SET claimed_by = NULL, claimed_at = NULL "
+                                  "WHERE published_at IS NULL AND claimed_by = ?", (owner,)).rowcount
+    except sqlite3.Error as exc:
+        raise db.write_failure(exc, "releasing alert claims failed") from None
+
+
+def count_unpublished_alerts(connection: sqlite3.Connection) -> int:
+    """Stored alerts the alerts topic does not have yet."""
+    return connection.execute("SELECT count(*) FROM alerts WHERE published_at IS NULL").fetchone()[0]
+
+
 class AlertOutbox:
     """Publishes the unpublished alerts; call `publish` after each batch and whenever idle."""
 
@@ -79,10 +134,10 @@ class AlertOutbox:
 
     def _release_claims_of_the_gone(self) -> None:
         """A consumer restarted after a crash sends what its previous run held at once, not a lease later."""
-        for owner in db.claimants_of_unpublished_alerts(self.connection):
+        for owner in claimants_of_unpublished_alerts(self.connection):
             if is_gone(owner):
                 with contextlib.suppress(db.DatabaseBusy):  # then the lease frees them
-                    released = db.release_claims(self.connection, owner)
+                    released = release_claims(self.connection, owner)
                     log.info("%d unpublished alert(s) of a consumer that is gone (%s) are sent by this one",
                              released, owner)
 
@@ -112,7 +167,7 @@ class AlertOutbox:
         claim = self.claim()
         lapsed = format_time(datetime.fromisoformat(claim.when) - CLAIM_LEASE)
         try:
-            claimed = db.claim_alerts(self.connection, claim, lapsed)
+            claimed = claim_alerts(self.connection, claim, lapsed)
         except db.DatabaseBusy:
             return  # another writer holds the table; the next look claims them
         waiting = [(alert_id, alert) for alert_id, alert in claimed
@@ -146,7 +201,7 @@ class AlertOutbox:
         if not self._to_mark:
             return 0
         try:
-            db.mark_alerts_published(self.connection, self._to_mark, format_time(self.wall_clock()))
+            mark_alerts_published(self.connection, self._to_mark, format_time(self.wall_clock()))
         except db.DatabaseBusy:
             return 0
         marked, self._to_mark = len(self._to_mark), []
@@ -162,4 +217,4 @@ class AlertOutbox:
 
     def unpublished(self) -> int:
         """How many stored alerts the topic does not have yet."""
-        return db.count_unpublished_alerts(self.connection)
+        return count_unpublished_alerts(self.connection)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import db
-from alert_rules import (
+from alerts.rules import (
     AverageRule,
     GapRule,
     LevelRule,
@@ -23,13 +23,12 @@ from alert_rules import (
     Rule,
     VolumeRule,
     longest_window,
-    parse_rule,
-    plain_number,
     quotes_needed,
 )
+from common.timestamps import format_time
 from market.days import quote_day
-from messages import AlertRow, QuoteRow, format_time, future_limit
 from quotesource.alphavantage import TIME_SERIES_DAILY
+from streaming.messages import AlertRow, QuoteRow, future_limit
 
 log = logging.getLogger("alerts")
 # A move of exactly the threshold counts, whatever binary floating point makes of 102/100.
@@ -260,27 +259,3 @@ class AlertEngine:
             state.evaluate(symbol, ts, price, "", trading_day, volume)
         self.states[symbol] = state
         return state
-
-
-def describe_alert(alert: AlertRow) -> str:
-    """The alert as one log line."""
-    rule = parse_rule(alert.rule)
-    if isinstance(rule, LevelRule):
-        side = "above" if rule.above else "below"
-        return (f"{alert.symbol} crossed {side} {plain_number(rule.level)}: {alert.price!r} at "
-                f"{alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) [rule {alert.rule}]")
-    if isinstance(rule, AverageRule):
-        side = "above" if rule.above else "below"
-        return (f"{alert.symbol} crossed {side} its {rule.count}-quote average {alert.reference_price!r}: "
-                f"{alert.price!r} at {alert.ts} ({alert.move_percent:+.2f}%) [rule {alert.rule}]")
-    if isinstance(rule, VolumeRule):
-        return (f"{alert.symbol} volume {1 + alert.move_percent / 100:.2f}x its {rule.count}-quote average: "
-                f"{alert.price!r} at {alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) "
-                f"[rule {alert.rule}]")
-    if isinstance(rule, GapRule):
-        return (f"{alert.symbol} gapped {alert.direction} {alert.move_percent:+.2f}% at the open: {alert.price!r} at "
-                f"{alert.ts}, from the previous close {alert.reference_price!r} at {alert.reference_ts} "
-                f"[rule {alert.rule}]")
-    extreme = "low" if alert.direction == "up" else "high"
-    return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price!r} at {alert.ts}, from the "
-            f"window's {extreme} {alert.reference_price!r} at {alert.reference_ts} [rule {alert.rule}]")

@@ -18,9 +18,9 @@ for folder in (PROJECT_DIR / "tests", PROJECT_DIR):
         sys.path.insert(0, str(folder))
 
 from config import Settings, load_settings  # noqa: E402
-from local_kafka import LocalKafka  # noqa: E402
-from messages import encode_quote  # noqa: E402
 from quotesource.alphavantage import TIME_SERIES_INTRADAY, Quote  # noqa: E402
+from streaming.local_broker import LocalKafka  # noqa: E402
+from streaming.messages import encode_quote  # noqa: E402
 
 SYMBOLS = ("IBM", "MSFT", "AAPL", "GOOG", "AMZN", "NVDA", "BRK.B", "TSCO.LON")
 EPOCH = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)

@@ -1,13 +1,13 @@
-"""The title and body a person reads: what happened, at a glance, in their time zone."""
+"""An alert in words: the one log line, and the title and body a person reads (at a glance, in their time zone)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from alert_rules import AverageRule, GapRule, LevelRule, MoveRule, VolumeRule, parse_rule, plain_number
-from durations import format_duration
-from messages import AlertRow
+from alerts.rules import AverageRule, GapRule, LevelRule, MoveRule, VolumeRule, parse_rule, plain_number
+from common.durations import format_duration
+from streaming.messages import AlertRow
 
 
 def price(value: float) -> str:
@@ -53,3 +53,27 @@ def alert_body(alert: AlertRow, zone: ZoneInfo | None = None) -> str:
     move = "" if isinstance(rule, VolumeRule) else f"{alert.move_percent:+.2f}% "
     return (f"{alert_title(alert)}: {price(alert.price)} ({move}{since}) at {local(alert.ts, zone)} "
             f"[rule {alert.rule}]")
+
+
+def describe_alert(alert: AlertRow) -> str:
+    """The alert as one log line."""
+    rule = parse_rule(alert.rule)
+    if isinstance(rule, LevelRule):
+        side = "above" if rule.above else "below"
+        return (f"{alert.symbol} crossed {side} {plain_number(rule.level)}: {alert.price!r} at "
+                f"{alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) [rule {alert.rule}]")
+    if isinstance(rule, AverageRule):
+        side = "above" if rule.above else "below"
+        return (f"{alert.symbol} crossed {side} its {rule.count}-quote average {alert.reference_price!r}: "
+                f"{alert.price!r} at {alert.ts} ({alert.move_percent:+.2f}%) [rule {alert.rule}]")
+    if isinstance(rule, VolumeRule):
+        return (f"{alert.symbol} volume {1 + alert.move_percent / 100:.2f}x its {rule.count}-quote average: "
+                f"{alert.price!r} at {alert.ts} (previous quote {alert.reference_price!r} at {alert.reference_ts}) "
+                f"[rule {alert.rule}]")
+    if isinstance(rule, GapRule):
+        return (f"{alert.symbol} gapped {alert.direction} {alert.move_percent:+.2f}% at the open: {alert.price!r} at "
+                f"{alert.ts}, from the previous close {alert.reference_price!r} at {alert.reference_ts} "
+                f"[rule {alert.rule}]")
+    extreme = "low" if alert.direction == "up" else "high"
+    return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price!r} at {alert.ts}, from the "
+            f"window's {extreme} {alert.reference_price!r} at {alert.reference_ts} [rule {alert.rule}]")

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from messages import QuoteRow
+from streaming.messages import QuoteRow
 
 log = logging.getLogger("consumer")
 LINE_INTERVAL_SECONDS = 1.0

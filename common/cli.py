@@ -1,0 +1,46 @@
+"""What every script shares at the top level: exit codes, one-line errors, stop signals, a guarded body."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+from common.redact import redact
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1
+    BAD_CONFIG = 2
+    STORAGE = 3  # the database or the producer's state file cannot be used
+    INTERRUPTED = 130
+
+
+def print_error(prog: str, message: str) -> None:
+    """The one line a user sees for an expected failure."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM both ask for a clean stop: finish the current step, then exit 0."""
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+def run_guarded(prog: str, secrets: Iterable[str], body: Callable[[], int]) -> int:
+    """Run a script's body; an unexpected exception becomes one line (the traceback only at DEBUG)."""
+    try:
+        return body()
+    except Exception as exc:
+        logging.getLogger(prog).debug("unexpected failure", exc_info=True)
+        detail = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], secrets)
+        print_error(prog, f"unexpected {detail} (LOG_LEVEL=DEBUG shows the traceback)")
+        return ExitCode.FAILURE

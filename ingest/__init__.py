@@ -1,0 +1,6 @@
+"""The consumer's machinery between a Kafka poll and the database.
+
+store validates a poll batch and writes it in one transaction with the alerts it fires, waiting
+out a locked database; stored_log says what was stored, at most once a second; reload reads the
+alert rules and notification URLs again on SIGHUP.
+"""
