@@ -36,7 +36,7 @@ class RuleReloader:
                  announce: Callable[[Settings], None], urls: tuple[str, ...] = (),
                  switch_channels: Callable[[tuple[Channel, ...]], None] = lambda channels: None) -> None:
         self.args = args
-        self.store = store  # consumer.QuoteStore: its engine and outbox
+        self.store = store  # ingest.store.QuoteStore: its engine and outbox
         self.open_outbox = open_outbox
         self.announce = announce
         self.urls = urls

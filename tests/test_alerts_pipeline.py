@@ -217,11 +217,11 @@ def test_sighup_reloads_the_rules_from_the_settings_file_and_a_bad_set_keeps_the
     assert log.count(" ERROR ") == 1 and "Traceback" not in log
 
 
-def test_the_readme_snippet_that_follows_alerts_shows_those_already_on_the_topic(kafka_broker, topic):
+def test_the_documented_snippet_that_follows_alerts_shows_those_already_on_the_topic(kafka_broker, topic):
     from kafka import KafkaProducer
 
-    readme = (PROJECT_DIR / "README.md").read_text()
-    snippet = readme.split("To follow alerts from another program:", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    page = (PROJECT_DIR / "docs" / "alerts.md").read_text()
+    snippet = page.split("To follow alerts from another program:", 1)[1].split("```python\n", 1)[1].split("```")[0]
     alerts_topic = f"{topic}-alerts"
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
     producer.send(alerts_topic, key=b"IBM", value=b'{"v":1,"symbol":"IBM","rule":"IBM>150"}').get(timeout=30)

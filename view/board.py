@@ -3,7 +3,7 @@
 A symbol's change is measured against the previous close: Alpha Vantage's own for global quotes,
 else the last stored price before the trading day began; when neither is known, against the
 first quote of the day. Intraday bars carry no day of their own: theirs is the New York date
-(market.days). Each symbol's line comes from its summary row (symbol_summary.py), so a refresh
+(market.days). Each symbol's line comes from its summary row (db.SymbolSummary), so a refresh
 reads one row and the last few prices per symbol however many quotes are stored.
 """
 
