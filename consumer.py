@@ -44,6 +44,8 @@ from streaming.kafka_client import (
 )
 
 log = logging.getLogger("consumer")
+
+
 def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
     """Commit what was stored. A failure is harmless: those messages come again and are ignored.
 

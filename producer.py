@@ -43,6 +43,7 @@ from streaming.kafka_client import (
 log = logging.getLogger("producer")
 T = TypeVar("T")
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="producer", formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -60,7 +60,6 @@ def is_gone(owner: str) -> bool:
 
 
 # This part's own queries, against the schema in db.py.
-
 def claim_alerts(connection: sqlite3.Connection, claim: db.Claim, lapsed_before: str,
                  limit: int = 500) -> list[tuple[int, AlertRow]]:
     """db.Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),

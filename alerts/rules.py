@@ -43,6 +43,7 @@ def plain_number(number: float) -> str:
     text = repr(float(number))
     return text[:-2] if text.endswith(".0") else text
 
+
 @dataclass(frozen=True)
 class MoveRule:
     """Fires when a price has moved at least `percent` away from the window's low (up) or high (down)."""

@@ -35,7 +35,6 @@ BATCH = 50
 
 
 # This part's own queries, against the schema in db.py.
-
 def register_channels(connection: sqlite3.Connection, channels: Sequence[str]) -> None:
     """Channels seen for the first time start after the newest alert: a new channel gets what comes next,
     not the history."""
