@@ -19,9 +19,7 @@ from alerts.outbox import AlertOutbox
 from alerts.text import describe_alert
 from ingest.stored_log import StoredLog
 from notify.delivery import NotificationDelivery
-from streaming.kafka_client import (
-    Stopped,
-)
+from streaming.kafka_client import Stopped
 from streaming.messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
 
 T = TypeVar("T")
