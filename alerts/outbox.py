@@ -62,7 +62,7 @@ def is_gone(owner: str) -> bool:
 # This part's own queries, against the schema in db.py.
 def claim_alerts(connection: sqlite3.Connection, claim: db.Claim, lapsed_before: str,
                  limit: int = 500) -> list[tuple[int, AlertRow]]:
-    """db.Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),
+    """Claim the unpublished alerts no other process holds (or whose claim lapsed before `lapsed_before`),
     renewing this process's own claims; return them, oldest first.
 
     One UPDATE in one write transaction: two consumers on one database never both get an alert.
