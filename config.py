@@ -10,7 +10,6 @@ import argparse
 import difflib
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +19,31 @@ from dotenv import dotenv_values
 from alerts.rules import Rule, RuleError, parse_rules
 from common.cli import print_error
 from common.redact import configure_logging
+from common.setting_values import (
+    ConfigError,
+    base_url,
+    bootstrap_servers,
+    choice,
+    fetch_max_wait_ms,
+    non_empty,
+    positive_number,
+    topic_name,
+    whole_number,
+)
 from common.symbols import SYMBOL_PATTERN
 from market.hours import POLL_MODES
 from notify.channels import shown, split_urls, url_secrets
+from service.address import ListenAddress, check_token, parse_listen_address
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
 FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY", "REALTIME_BULK_QUOTES")
 INTERVALS = ("1min", "5min", "15min", "30min", "60min")
 ENTITLEMENTS = ("", "realtime", "delayed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 BACKFILL_MODES = ("auto", "off")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-MAX_FETCH_WAIT_MS = 10_000
 
 # name, default, meaning: the single list behind --help; .env.example and the README repeat it.
 SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
@@ -68,16 +79,12 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    ("LOG_FORMAT", "text", "text (for people) or json (one object per line, for journald, Loki, log shippers)"),
+    ("METRICS_ADDRESS", "", "where each script serves /metrics, /healthz and /readyz: host:port, e.g. 127.0.0.1:9464 "
+                            "(port 0: any free port; empty: off)"),
+    ("METRICS_TOKEN", "", "bearer token the listener asks for; needed when METRICS_ADDRESS is not loopback (secret)"),
 )
 DEFAULTS = {name: default for name, default, _ in SETTINGS_HELP}
-
-
-class ConfigError(ValueError):
-    """A setting has a value we cannot use; the message names the setting."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -111,13 +118,17 @@ class Settings:
     db_path: Path
     state_path: Path
     log_level: str
+    log_format: str  # text or json
+    metrics_address: ListenAddress | None  # None: no listener
+    metrics_token: str = field(repr=False)
     # Warnings about the settings themselves (a likely typo in .env), logged once logging is set up.
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def secrets(self) -> list[str]:
-        """What no log line or message may show: the API key, the SASL password, the notification URLs' tokens."""
-        return [self.api_key, self.sasl_password, *(secret for url in self.notify_urls for secret in url_secrets(url))]
+        """What no log line or message may show: the API key, SASL password, metrics token, notification tokens."""
+        return [self.api_key, self.sasl_password, self.metrics_token,
+                *(secret for url in self.notify_urls for secret in url_secrets(url))]
 
     def kafka_security(self) -> dict[str, str]:
         """kafka-python keyword arguments for the cluster's security settings (empty for PLAINTEXT)."""
@@ -146,49 +157,6 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     if not symbols:
         raise ConfigError("STOCK_SYMBOLS", "no symbols given")
     return tuple(symbols)
-
-
-def _whole_number(name: str, text: str, minimum: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ConfigError(name, f"{text!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, got {value}" if minimum else
-                          f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_number(name: str, text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ConfigError(name, f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(name, f"must be a positive number of seconds, got {text.strip()}")
-    return value
-
-
-def _choice(name: str, text: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
-    value = text.strip().upper() if upper else text.strip()
-    if value not in choices:
-        allowed = ", ".join(choice or "empty" for choice in choices)
-        raise ConfigError(name, f"{text!r} is not one of {allowed}")
-    return value
-
-
-def _non_empty(name: str, text: str) -> str:
-    value = text.strip()
-    if not value:
-        raise ConfigError(name, "must not be empty")
-    return value
-
-
-def _base_url(text: str) -> str:
-    value = _non_empty("ALPHAVANTAGE_BASE_URL", text)
-    if not re.match(r"https?://[^/\s]+", value):
-        raise ConfigError("ALPHAVANTAGE_BASE_URL", f"{value!r} is not an http(s) URL")
-    return value
 
 
 def read_env_file(env_file: str | Path | None, required: bool = False) -> dict[str, str | None]:
@@ -237,31 +205,32 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
             chosen = from_file.get(name)
         values[name] = DEFAULTS[name] if chosen is None else chosen
 
-    security_protocol = _choice("KAFKA_SECURITY_PROTOCOL", values["KAFKA_SECURITY_PROTOCOL"],
+    security_protocol = choice("KAFKA_SECURITY_PROTOCOL", values["KAFKA_SECURITY_PROTOCOL"],
                                 SECURITY_PROTOCOLS, upper=True)
-    sasl_mechanism = _choice("KAFKA_SASL_MECHANISM", values["KAFKA_SASL_MECHANISM"], SASL_MECHANISMS,
+    sasl_mechanism = choice("KAFKA_SASL_MECHANISM", values["KAFKA_SASL_MECHANISM"], SASL_MECHANISMS,
                              upper=True)
+    metrics_address = parse_listen_address("METRICS_ADDRESS", values["METRICS_ADDRESS"])
     if security_protocol.startswith("SASL") and not sasl_mechanism:
         raise ConfigError("KAFKA_SASL_MECHANISM", f"must be set when KAFKA_SECURITY_PROTOCOL is {security_protocol}")
     return Settings(
-        api_key=_non_empty("ALPHAVANTAGE_API_KEY", values["ALPHAVANTAGE_API_KEY"]),
-        base_url=_base_url(values["ALPHAVANTAGE_BASE_URL"]),
+        api_key=non_empty("ALPHAVANTAGE_API_KEY", values["ALPHAVANTAGE_API_KEY"]),
+        base_url=base_url(values["ALPHAVANTAGE_BASE_URL"]),
         symbols=parse_symbols(values["STOCK_SYMBOLS"]),
-        function=_choice("ALPHAVANTAGE_FUNCTION", values["ALPHAVANTAGE_FUNCTION"], FUNCTIONS, upper=True),
-        interval=_choice("ALPHAVANTAGE_INTERVAL", values["ALPHAVANTAGE_INTERVAL"], INTERVALS),
-        entitlement=_choice("ALPHAVANTAGE_ENTITLEMENT", values["ALPHAVANTAGE_ENTITLEMENT"], ENTITLEMENTS),
-        api_timeout=_positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
-        requests_per_minute=_whole_number("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"], 1),
-        requests_per_day=_whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"], 0),
+        function=choice("ALPHAVANTAGE_FUNCTION", values["ALPHAVANTAGE_FUNCTION"], FUNCTIONS, upper=True),
+        interval=choice("ALPHAVANTAGE_INTERVAL", values["ALPHAVANTAGE_INTERVAL"], INTERVALS),
+        entitlement=choice("ALPHAVANTAGE_ENTITLEMENT", values["ALPHAVANTAGE_ENTITLEMENT"], ENTITLEMENTS),
+        api_timeout=positive_number("ALPHAVANTAGE_TIMEOUT", values["ALPHAVANTAGE_TIMEOUT"]),
+        requests_per_minute=whole_number("REQUESTS_PER_MINUTE", values["REQUESTS_PER_MINUTE"], 1),
+        requests_per_day=whole_number("REQUESTS_PER_DAY", values["REQUESTS_PER_DAY"], 0),
         requests_in_flight=None if values["REQUESTS_IN_FLIGHT"].strip().lower() == "auto"
-        else _whole_number("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"], 1),
-        poll_hours=_choice("POLL_HOURS", values["POLL_HOURS"].lower(), POLL_MODES),
-        backfill=_choice("BACKFILL", values["BACKFILL"].lower(), BACKFILL_MODES),
-        bootstrap_servers=_bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
-        topic=_topic("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
-        group_id=_non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
-        fetch_max_wait_ms=_fetch_max_wait_ms(values["KAFKA_FETCH_MAX_WAIT_MS"]),
-        alerts_topic=_topic("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
+        else whole_number("REQUESTS_IN_FLIGHT", values["REQUESTS_IN_FLIGHT"], 1),
+        poll_hours=choice("POLL_HOURS", values["POLL_HOURS"].lower(), POLL_MODES),
+        backfill=choice("BACKFILL", values["BACKFILL"].lower(), BACKFILL_MODES),
+        bootstrap_servers=bootstrap_servers(values["KAFKA_BOOTSTRAP_SERVERS"]),
+        topic=topic_name("KAFKA_TOPIC", values["KAFKA_TOPIC"]),
+        group_id=non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
+        fetch_max_wait_ms=fetch_max_wait_ms(values["KAFKA_FETCH_MAX_WAIT_MS"]),
+        alerts_topic=topic_name("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
         alert_rules=_alert_rules(values["ALERT_RULES"]),
         notify_urls=_notify_urls(values["NOTIFY_URLS"]),
         security_protocol=security_protocol,
@@ -269,40 +238,14 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         sasl_username=values["KAFKA_SASL_USERNAME"].strip(),
         sasl_password=values["KAFKA_SASL_PASSWORD"],
         ssl_cafile=values["KAFKA_SSL_CAFILE"].strip(),
-        db_path=Path(_non_empty("DB_PATH", values["DB_PATH"])),
-        state_path=Path(_non_empty("PRODUCER_STATE_PATH", values["PRODUCER_STATE_PATH"])),
-        log_level=_choice("LOG_LEVEL", values["LOG_LEVEL"], LOG_LEVELS, upper=True),
+        db_path=Path(non_empty("DB_PATH", values["DB_PATH"])),
+        state_path=Path(non_empty("PRODUCER_STATE_PATH", values["PRODUCER_STATE_PATH"])),
+        log_level=choice("LOG_LEVEL", values["LOG_LEVEL"], LOG_LEVELS, upper=True),
+        log_format=choice("LOG_FORMAT", values["LOG_FORMAT"].lower(), LOG_FORMATS),
+        metrics_address=metrics_address,
+        metrics_token=check_token(metrics_address, values["METRICS_TOKEN"], "METRICS_ADDRESS", "METRICS_TOKEN"),
         notices=tuple(filter(None, [unknown_settings_notice(env_file, from_file)])) if env_file else (),
     )
-
-
-def _bootstrap_servers(text: str) -> str:
-    """A comma-separated host:port list ([v6:addr]:port too), each port 1-65535, spaces dropped."""
-    name = "KAFKA_BOOTSTRAP_SERVERS"
-    servers = [server.strip() for server in _non_empty(name, text).split(",")]
-    for server in servers:
-        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})", server)
-        if not match:
-            raise ConfigError(name, f"{server!r} is not host:port")
-        if not 1 <= int(match.group(2)) <= 65535:
-            raise ConfigError(name, f"{server!r}: port {match.group(2)} is not between 1 and 65535")
-    return ",".join(servers)
-
-
-def _fetch_max_wait_ms(text: str) -> int:
-    """At most 10 s: kafka-python needs the hold to be shorter than its request timeout."""
-    value = _whole_number("KAFKA_FETCH_MAX_WAIT_MS", text, 1)
-    if value > MAX_FETCH_WAIT_MS:
-        raise ConfigError("KAFKA_FETCH_MAX_WAIT_MS", f"must be at most {MAX_FETCH_WAIT_MS}, got {value}")
-    return value
-
-
-def _topic(name: str, text: str) -> str:
-    value = _non_empty(name, text)
-    # Kafka's own rule for topic names.
-    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
-        raise ConfigError(name, f"{value!r} is not a valid topic name (letters, digits, '.', '_', '-')")
-    return value
 
 
 def _notify_urls(text: str) -> tuple[str, ...]:
@@ -326,7 +269,7 @@ def settings_epilog() -> str:
     width = max(len(name) for name, _, _ in SETTINGS_HELP)
     lines = ["settings (environment or .env; flags above override them):"]
     for name, default, meaning in SETTINGS_HELP:
-        shown = "" if name.endswith(("API_KEY", "PASSWORD")) else f" [default: {default or 'empty'}]"
+        shown = "" if name.endswith(("API_KEY", "PASSWORD", "TOKEN")) else f" [default: {default or 'empty'}]"
         lines.append(f"  {name:<{width}}  {meaning}{shown}")
     return "\n".join(lines)
 
@@ -338,6 +281,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", dest="KAFKA_TOPIC", metavar="NAME", help="Kafka topic (KAFKA_TOPIC)")
     parser.add_argument("--log-level", dest="LOG_LEVEL", metavar="LEVEL",
                         help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)")
+    parser.add_argument("--metrics-address", dest="METRICS_ADDRESS", metavar="HOST:PORT",
+                        help="serve /metrics, /healthz and /readyz here; empty: off (METRICS_ADDRESS)")
     parser.add_argument("--env-file", metavar="PATH",
                         help="read settings from this file too (default .env, which may be missing; "
                              "a file named here must exist)")
@@ -361,7 +306,7 @@ def settings_from_args(prog: str, args: argparse.Namespace) -> Settings | None:
     except ConfigError as exc:
         print_error(prog, str(exc))
         return None
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.log_level, settings.secrets, settings.log_format)
     for notice in settings.notices:
         logging.getLogger(prog).warning("%s", notice)
     return settings
