@@ -27,11 +27,17 @@ from alerts.engine import AlertEngine
 from alerts.outbox import AlertOutbox, count_unpublished_alerts, process_identity
 from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
 from config import Settings, add_common_arguments, settings_epilog, settings_from_args
+from ingest.metrics import ConsumerMetrics
+from ingest.readiness import ConsumerReadiness
 from ingest.reload import RuleReloader
 from ingest.store import BUSY_TIMEOUT_SECONDS, QuoteStore
 from notify.channels import Channel, ChannelError, check_channels
 from notify.check import notify_test
 from notify.delivery import NotificationDelivery
+from service.heartbeat import beat
+from service.listener import ListenerError
+from service.registry import new_registry
+from service.start import start_listener
 from streaming.kafka_client import (
     ConnectionWatch,
     Stopped,
@@ -98,6 +104,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
     total = 0
     last_message = time.monotonic()
     while not stop.is_set():
+        beat()
         between_batches()
         try:
             seen, stored = poll_and_store(consumer, store)
@@ -190,6 +197,26 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print_error("consumer", f"NOTIFY_URLS: {exc}")
         connection.close()
         return ExitCode.BAD_CONFIG
+    registry = new_registry() if settings.metrics_address else None
+    metrics = ConsumerMetrics(registry, settings.db_path) if registry else None
+    readiness = ConsumerReadiness(settings.bootstrap_servers, settings.topic, settings.group_id, settings.db_path)
+    try:
+        listener = start_listener(settings.metrics_address, settings.metrics_token, registry, readiness.health())
+    except ListenerError as exc:
+        print_error("consumer", f"METRICS_ADDRESS: {exc}")
+        connection.close()
+        return ExitCode.BAD_CONFIG
+    try:
+        return consume_until_stopped(settings, args, connection, channels, metrics, readiness)
+    finally:
+        if listener:
+            listener.stop()
+
+
+def consume_until_stopped(settings: Settings, args: argparse.Namespace, connection: sqlite3.Connection,
+                          channels: tuple[Channel, ...], metrics: ConsumerMetrics | None,
+                          readiness: ConsumerReadiness) -> int:
+    """Consume, store and alert until asked to stop (or idle for --idle-exit), then close everything."""
     stop = threading.Event()
     install_stop_handlers(stop)
     announce_rules(settings)
@@ -206,14 +233,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             close_producer(outbox.producer, timeout=3.0)
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
-    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop)
+    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics)
     owner = outbox.owner if outbox else process_identity()
 
     def switch_channels(to: tuple[Channel, ...]) -> None:
         """Deliver to these channels from now on (at start, and after a SIGHUP changed NOTIFY_URLS)."""
         if store.delivery:
             store.delivery.stop()
-        store.delivery = NotificationDelivery(settings.db_path, to, owner) if to else None
+        store.delivery = NotificationDelivery(settings.db_path, to, owner,
+                                              metrics=metrics.notify if metrics else None) if to else None
         if store.delivery:
             store.delivery.start()
 
@@ -222,8 +250,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     reloader.install()
     try:
         switch_channels(channels)
-        watch = ConnectionWatch(consumer, settings.bootstrap_servers)
-        total = consume(consumer, store, stop, watch, args.idle_exit, reloader.reload_if_asked)
+        readiness.watch = watch = ConnectionWatch(consumer, settings.bootstrap_servers)
+
+        def between_batches() -> None:
+            reloader.reload_if_asked()
+            readiness.assigned = tuple(consumer.assignment())
+            if metrics:
+                metrics.turn(consumer, store.outbox)
+
+        total = consume(consumer, store, stop, watch, args.idle_exit, between_batches)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))

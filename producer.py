@@ -23,14 +23,19 @@ from config import Settings, add_common_arguments, settings_epilog, settings_fro
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import new_york
+from polling.metrics import ProducerMetrics
 from polling.poller import PassReport, Poller
 from polling.publisher import NewQuoteFilter, QuotePublisher
+from polling.readiness import producer_health
 from polling.state import StateError, load_state, save_state, state_lock
 from quotesource.bulk import REALTIME_BULK_QUOTES, chunks
 from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
 from quotesource.pace import pace_plan
 from quotesource.plan import ScheduleMemory
+from service.listener import ListenerError
+from service.registry import new_registry
+from service.start import start_listener
 from streaming.kafka_client import (
     Stopped,
     Unreachable,
@@ -105,37 +110,57 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
 
     checkpoint()
     hours = PollingHours(settings.poll_hours)
-    history = [symbol for symbol in settings.symbols
-               if args.backfill or (settings.backfill == "auto" and symbol not in memory.backfilled)]
-    log.info("polling %s for %s via %s; %s", settings.function, describe_symbols(settings.symbols), settings.base_url,
-             describe_budget(settings, limiter))
-    if not args.once:
-        log.info("%s", describe_pace(hours, datetime.fromtimestamp(limiter.clock(), UTC), settings, limiter))
-    if history:
-        log.info("history first: the last 100 daily closes of %s (%d call(s), TIME_SERIES_DAILY)",
-                 describe_symbols(tuple(history)), len(history))
-    kafka_wait = args.kafka_wait if args.once else None
+    registry = new_registry() if settings.metrics_address else None
+    metrics = ProducerMetrics(registry) if registry else None
     try:
-        producer = connect_kafka(settings, stop, None if kafka_wait is None else time.monotonic() + kafka_wait)
-    except Stopped:
-        return ExitCode.OK
-    except Unreachable as exc:
-        kept = f"; {len(held)} held quote(s) stay in {settings.state_path}" if held else ""
-        print_error("producer", f"{exc}; gave up after {kafka_wait:g} s (--kafka-wait){kept}")
-        return ExitCode.FAILURE
-    publisher = QuotePublisher(producer, settings.topic, seen, stop,
-                               flush_timeout=40.0 if kafka_wait is None else min(40.0, kafka_wait))
-    if held:
-        log.info("sending %d quote(s) that Kafka had not acknowledged before the last exit", len(held))
-        publisher.add(held)
+        listener = start_listener(settings.metrics_address, settings.metrics_token, registry,
+                                  producer_health(settings.bootstrap_servers, settings.state_path, limiter, hours,
+                                                  lambda: publisher))
+    except ListenerError as exc:
+        print_error("producer", f"METRICS_ADDRESS: {exc}")
+        return ExitCode.BAD_CONFIG
+
+    def poll_and_publish() -> int:
+        nonlocal publisher
+        history = [symbol for symbol in settings.symbols
+                   if args.backfill or (settings.backfill == "auto" and symbol not in memory.backfilled)]
+        log.info("polling %s for %s via %s; %s", settings.function, describe_symbols(settings.symbols),
+                 settings.base_url, describe_budget(settings, limiter))
+        if not args.once:
+            log.info("%s", describe_pace(hours, datetime.fromtimestamp(limiter.clock(), UTC), settings, limiter))
+        if history:
+            log.info("history first: the last 100 daily closes of %s (%d call(s), TIME_SERIES_DAILY)",
+                     describe_symbols(tuple(history)), len(history))
+        kafka_wait = args.kafka_wait if args.once else None
+        try:
+            producer = connect_kafka(settings, stop, None if kafka_wait is None else time.monotonic() + kafka_wait)
+        except Stopped:
+            return ExitCode.OK
+        except Unreachable as exc:
+            kept = f"; {len(held)} held quote(s) stay in {settings.state_path}" if held else ""
+            print_error("producer", f"{exc}; gave up after {kafka_wait:g} s (--kafka-wait){kept}")
+            return ExitCode.FAILURE
+        publisher = QuotePublisher(producer, settings.topic, seen, stop,
+                                   flush_timeout=40.0 if kafka_wait is None else min(40.0, kafka_wait))
+        if metrics:
+            publisher.on_delivered = metrics.published
+        if held:
+            log.info("sending %d quote(s) that Kafka had not acknowledged before the last exit", len(held))
+            publisher.add(held)
+        try:
+            report = Poller(settings, client, publisher, limiter, stop, checkpoint, kafka_wait, hours, memory,
+                            history, metrics).run(once=args.once)
+        finally:
+            publisher.deliver(final=True)
+            close_producer(producer, timeout=2)
+        checkpoint()
+        return report_outcome(settings, args, report, publisher)
+
     try:
-        report = Poller(settings, client, publisher, limiter, stop, checkpoint, kafka_wait, hours, memory,
-                        history).run(once=args.once)
+        return poll_and_publish()
     finally:
-        publisher.deliver(final=True)
-        close_producer(producer, timeout=2)
-    checkpoint()
-    return report_outcome(settings, args, report, publisher)
+        if listener:
+            listener.stop()
 
 
 def describe_symbols(symbols: tuple[str, ...]) -> str:

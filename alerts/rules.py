@@ -142,6 +142,12 @@ class VolumeRule:
 
 
 Rule = MoveRule | LevelRule | AverageRule | GapRule | VolumeRule
+# Each kind by one word: the label of the alerts-fired metric.
+RULE_KINDS = {MoveRule: "move", LevelRule: "level", AverageRule: "average", GapRule: "gap", VolumeRule: "volume"}
+
+
+def rule_kind(rule: Rule) -> str:
+    return RULE_KINDS[type(rule)]
 
 
 def _cooldown_text(rule: Rule) -> str:

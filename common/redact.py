@@ -6,6 +6,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from common.logformat import formatter
+
 MASK = "***"
 # Alpha Vantage's public key, printed in its own docs and notices: masking it would only garble them.
 PUBLIC_KEYS = frozenset({"demo"})
@@ -42,10 +44,10 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """One format to stderr for the whole process; kafka-python's own chatter only at DEBUG."""
+def configure_logging(level: str, secrets: Iterable[str] = (), log_format: str = "text") -> None:
+    """One format (text or json) to stderr for the whole process; kafka-python's own chatter only at DEBUG."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(log_format))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

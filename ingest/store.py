@@ -17,8 +17,10 @@ import db
 from alerts.engine import AlertEngine
 from alerts.outbox import AlertOutbox
 from alerts.text import describe_alert
+from ingest.metrics import ConsumerMetrics
 from ingest.stored_log import StoredLog
 from notify.delivery import NotificationDelivery
+from service.heartbeat import beat
 from streaming.kafka_client import Stopped
 from streaming.messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, future_limit
 
@@ -71,6 +73,7 @@ def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: obje
             if stop.is_set():
                 raise Stopped() from None
             waited = time.monotonic() - started
+            beat()  # waiting out another connection's lock is work, not a stall (/readyz says it)
             if waited >= (warned + 1) * warn_every:
                 warned += 1
                 log.warning("database %s has been locked by another connection for %.0f s (an open transaction "
@@ -87,8 +90,10 @@ class QuoteStore:
 
     def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
                  outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 path: object = "the database", stop: threading.Event | None = None) -> None:
+                 path: object = "the database", stop: threading.Event | None = None,
+                 metrics: ConsumerMetrics | None = None) -> None:
         self.connection = connection
+        self.metrics = metrics
         self.path = path
         self.stop = stop or threading.Event()
         self.clock = clock
@@ -99,14 +104,19 @@ class QuoteStore:
 
     def store(self, records: list[ConsumerRecord]) -> int:
         """Validate and store one poll batch in one transaction; return the number of new rows."""
+        started = time.perf_counter()
         rows, rejected = split_batch(records, self.clock())
         alerts = self.engine.evaluate(rows) if self.engine else []
         # Evaluated once: the engine has moved on past these quotes, so a retry only repeats the write.
         stored = wait_while_locked(lambda: db.save_batch(self.connection, rows, rejected, alerts,
                                                          self.outbox.claim() if self.outbox else None),
                                    self.stop, self.path)
+        if self.metrics:
+            self.metrics.batch(records, len(rows), stored, rejected, alerts, self.engine.rules if self.engine else (),
+                               started)
         for bad in rejected:
-            log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason)
+            log.warning("set aside message %s[%d]@%d: %s", bad.topic, bad.partition, bad.offset, bad.reason,
+                        extra={"partition": bad.partition, "offset": bad.offset})
         self.stored_log.stored(stored, rows)
         if log.isEnabledFor(logging.DEBUG):
             for row in rows:
@@ -117,14 +127,18 @@ class QuoteStore:
             self.delivery.wake()
         if alerts and self.outbox:
             self.outbox.note_new()
-            self.outbox.publish(wait=1.0)
+            published = self.outbox.publish(wait=1.0)
+            if self.metrics and published:
+                self.metrics.alerts_published.inc(published)
         return stored
 
     def between_polls(self) -> None:
         """Retry alerts the topic has not taken yet, without waiting (cheap when there are none), and
         say what was stored if its line is due."""
         if self.outbox:
-            self.outbox.publish()
+            published = self.outbox.publish()
+            if self.metrics and published:
+                self.metrics.alerts_published.inc(published)
         self.stored_log.flush()
 
 

@@ -27,6 +27,7 @@ from alerts.outbox import CLAIM_LEASE, is_gone
 from alerts.text import alert_body, alert_title
 from common.timestamps import format_time
 from notify.channels import Channel, Sent, send
+from notify.metrics import NotifyMetrics
 from streaming.messages import AlertRow
 
 log = logging.getLogger("consumer")
@@ -80,6 +81,12 @@ def mark_notified(connection: sqlite3.Connection, channel: str, alert_id: int, o
         raise db.write_failure(exc, "recording a notification failed") from None
 
 
+def channel_backlogs(connection: sqlite3.Connection) -> dict[str, int]:
+    """Per channel, how many stored alerts it has not had yet."""
+    return dict(connection.execute(
+        "SELECT channel, (SELECT count(*) FROM alerts WHERE id > last_alert_id) FROM notify_channels"))
+
+
 def channel_claimants(connection: sqlite3.Connection) -> list[str]:
     return [row[0] for row in connection.execute(
         "SELECT DISTINCT claimed_by FROM notify_channels WHERE claimed_by IS NOT NULL")]
@@ -106,8 +113,10 @@ class NotificationDelivery:
 
     def __init__(self, path: Path, channels: tuple[Channel, ...], owner: str, zone: ZoneInfo | None = None,
                  sender: Callable[[Channel, str, str], Sent] = send,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics: NotifyMetrics | None = None) -> None:
         self.path = path
+        self.metrics = metrics
+        self._counted_at = -1.0
         self.states = [ChannelState(channel) for channel in channels]
         self.owner = owner
         self.zone = zone
@@ -128,6 +137,8 @@ class NotificationDelivery:
         finally:
             connection.close()
         log.info("notifications go to %s", ", ".join(state.channel.name for state in self.states))
+        if self.metrics:
+            self.metrics.channels([state.channel.key for state in self.states])
         self._thread.start()
 
     def wake(self) -> None:
@@ -142,6 +153,7 @@ class NotificationDelivery:
         connection = db.connect(self.path, busy_timeout=1.0)
         try:
             while not self._stop.is_set():
+                self._count_backlog(connection)
                 behind = channels_behind(connection)  # a read; the claim below is a write
                 more = False
                 for state in self.states:
@@ -160,6 +172,15 @@ class NotificationDelivery:
             with contextlib.suppress(db.DatabaseError):  # else the lease frees them
                 release_channels(connection, self.owner)
             connection.close()
+
+    def _count_backlog(self, connection: sqlite3.Connection) -> None:
+        """The backlog gauges, at most once a second (a count per channel over the alerts it has not had)."""
+        if not self.metrics or self.clock() - self._counted_at < 1.0:
+            return
+        self._counted_at = self.clock()
+        backlogs = channel_backlogs(connection)
+        for state in self.states:
+            self.metrics.backlog.labels(state.channel.key).set(backlogs.get(state.channel.key, 0))
 
     def _next_wait(self) -> float:
         """Until the first retry is due, and at most a second (alerts stored by other consumers); new
@@ -192,6 +213,8 @@ class NotificationDelivery:
             return False
 
     def _failed(self, state: ChannelState, sent: Sent) -> None:
+        if self.metrics:
+            self.metrics.failures.labels(state.channel.key).inc()
         state.failures += 1
         delay = min(LONGEST_BACKOFF, 2.0 ** (state.failures - 1))
         state.next_try = self.clock() + delay
@@ -206,6 +229,8 @@ class NotificationDelivery:
                         "up to every %.0f s", state.channel.name, sent.reason, LONGEST_BACKOFF)
 
     def _delivered(self, state: ChannelState) -> None:
+        if self.metrics:
+            self.metrics.delivered.labels(state.channel.key).inc()
         if state.down_since is not None:
             log.info("notifications to %s are delivered again after %s", state.channel.name,
                      timedelta(seconds=round(self.clock() - state.down_since)))

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from config import Settings
 from market.hours import PollingHours
 from market.status import new_york
+from polling.call_log import CallLog
+from polling.metrics import ProducerMetrics, call_outcome
 from polling.publisher import QuotePublisher
 from quotesource.alphavantage import TIME_SERIES_DAILY, ApiDailyLimit, ApiError, ApiUnreachable, UnknownSymbol
 from quotesource.bulk import REALTIME_BULK_QUOTES, chunks
@@ -20,6 +22,7 @@ from quotesource.client import AlphaVantageClient, Fetched
 from quotesource.limiter import Backoff, Call, RateLimiter
 from quotesource.plan import CallPlan, ScheduleMemory
 from quotesource.schedule import CallPool, Finished, Target
+from service.heartbeat import beat
 
 log = logging.getLogger("producer")  # its log lines are the producer's
 
@@ -30,6 +33,8 @@ MAX_BACKOFF_SECONDS = 300.0
 UNKNOWN_SYMBOL_LIMIT = 2
 # After a stop request, calls still in flight have this long to bring their quotes home.
 STOP_GRACE_SECONDS = 5.0
+# The gauges are brought up to date at most this often (a turn can come every few milliseconds).
+GAUGE_INTERVAL_SECONDS = 0.25
 
 
 @dataclass
@@ -64,8 +69,12 @@ class Poller:
     def __init__(self, settings: Settings, client: AlphaVantageClient, publisher: QuotePublisher,
                  limiter: RateLimiter, stop: threading.Event, checkpoint: Callable[[], None] = lambda: None,
                  kafka_wait: float | None = None, hours: PollingHours | None = None,
-                 memory: ScheduleMemory | None = None, history: Sequence[str] = ()) -> None:
+                 memory: ScheduleMemory | None = None, history: Sequence[str] = (),
+                 metrics: ProducerMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.call_log = CallLog()
+        self._gauges_at = -1.0
         self.hours = hours or PollingHours("always")
         self.memory = memory or ScheduleMemory()
         self.history = list(history)  # symbols whose daily closes are fetched first (--backfill, BACKFILL=auto)
@@ -95,6 +104,7 @@ class Poller:
         """
         started = time.monotonic()
         while not self.publisher.deliver():
+            beat()
             if self.stop.is_set():
                 return False
             if self.kafka_wait is not None and time.monotonic() - started >= self.kafka_wait:
@@ -147,6 +157,7 @@ class Poller:
                                            lambda target: self.client.fetch(target.symbols, target.function),
                                            clock=self.limiter.clock)
         while not self.stop.is_set() and not (plan.finished() and not pool.in_flight):
+            self._turn(pool)
             if self.publisher.held and self.kafka_wait is not None:
                 break  # --once: Kafka did not take them within --kafka-wait; they go to the state file
             wait = self._budget_wait()
@@ -169,7 +180,17 @@ class Poller:
             if finished is not None:
                 self.handle(finished, plan, report, once)
         self._collect_last(pool, plan, report, once)
+        self.call_log.flush(force=True)
         return report
+
+    def _turn(self, pool: CallPool[Fetched]) -> None:
+        """Each turn of the loop: the heartbeat, the summary line if due, the gauges."""
+        beat()
+        self.call_log.flush()
+        if self.metrics and time.monotonic() - self._gauges_at >= GAUGE_INTERVAL_SECONDS:
+            self._gauges_at = time.monotonic()
+            self.metrics.turn(self.limiter, len(pool.in_flight), len(self.publisher.held),
+                              self.hours.window_at(self.now()) is not None)
 
     def _collect_last(self, pool: CallPool[Fetched], plan: CallPlan, report: PassReport, once: bool) -> None:
         """After a stop: publish what the calls in flight bring within a few seconds, so nothing fetched is lost."""
@@ -185,6 +206,8 @@ class Poller:
         call: Call = finished.token  # type: ignore[assignment]
         self.limiter.finish(call, now=finished.ended_at)
         error = finished.error
+        if self.metrics:
+            self.metrics.api_calls.labels(call_outcome(error)).inc()
         if error is None:
             assert finished.result is not None
             target.attempts = 0
@@ -245,16 +268,19 @@ class Poller:
         delivered = self._deliver_held()
         self.checkpoint()
         if not delivered:
-            log.info("%s: %d new quote(s) fetched, kept until Kafka acknowledges them", target.label, len(fresh))
+            log.info("%s: %d new quote(s) fetched, kept until Kafka acknowledges them", target.label, len(fresh),
+                     extra={"symbol": target.label, "count": len(fresh)})
         elif fresh:
             last = fresh[-1]
+            symbols = {quote.symbol for quote in fresh}
             detail = f"last {last.price} at {last.ts.strftime('%Y-%m-%d %H:%M:%S UTC')}" if len(target.symbols) == 1 \
-                else f"{len({quote.symbol for quote in fresh})} symbol(s)"
+                else f"{len(symbols)} symbol(s)"
             if target.function == TIME_SERIES_DAILY:
                 detail = f"daily closes from {fresh[0].trading_day} to {last.trading_day}"
-            log.info("%s: published %d new quote(s), %s", target.label, len(fresh), detail)
+            self.call_log.said(f"{target.label}: published {len(fresh)} new quote(s), {detail}", symbols, len(fresh),
+                               target.label)
         else:
-            log.info("%s: no new quote since the last poll", target.label)
+            self.call_log.said(f"{target.label}: no new quote since the last poll", set(), 0, target.label)
         return len(fresh)
 
     def _drop_if_unknown_again(self, symbol: str, outcome: ApiError, plan: CallPlan) -> bool:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
@@ -122,6 +123,12 @@ class QuotePublisher:
         # has failed, or every deliver() during a slow spell would add another copy.
         self._in_flight: dict[int, FutureRecordMetadata] = {}
         self._outage = False
+        self.on_delivered: Callable[[list[Quote]], None] = lambda quotes: None  # the metrics count them
+
+    @property
+    def in_outage(self) -> bool:
+        """Kafka has not been taking the held quotes (said once in the log; /readyz says it while it lasts)."""
+        return self._outage
 
     def add(self, quotes: list[Quote]) -> None:
         self.held.extend(quotes)
@@ -174,6 +181,8 @@ class QuotePublisher:
                 if future is not None and future.is_done and failure is None:
                     failure = future.exception
         self.seen.remember(delivered)
+        if delivered:
+            self.on_delivered(delivered)
         self.held = still_held
         self._in_flight = {id(quote): self._in_flight[id(quote)] for quote in still_held
                            if id(quote) in self._in_flight and not self._in_flight[id(quote)].is_done}

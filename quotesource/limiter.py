@@ -139,6 +139,19 @@ class RateLimiter:
         now = self.clock() if now is None else now
         return self._day_count if _utc_day(now) == self._day else 0
 
+    def calls_left_in_minute(self, now: float | None = None) -> int:
+        """Calls that may still start in the current 60 s window (a call counts until a minute after its answer)."""
+        now = self.clock() if now is None else now
+        counting = sum(1 for call in self._calls if call.ended is None or call.ended + WINDOW_SECONDS > now)
+        return max(0, self.per_minute - counting)
+
+    def calls_left_today(self, now: float | None = None) -> int | None:
+        """Calls left in the UTC day (None: no daily limit)."""
+        now = self.clock() if now is None else now
+        if self.day_exhausted(now):
+            return 0
+        return None if not self.per_day else max(0, self.per_day - self.calls_today(now))
+
     def snapshot(self) -> dict[str, object]:
         """What a restarted producer needs to keep within budget (see restore).
 

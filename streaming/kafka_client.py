@@ -13,6 +13,7 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, Ka
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from quotesource.limiter import Backoff
+from service.heartbeat import beat
 
 log = logging.getLogger("kafka_client")  # the name its log lines carry
 T = TypeVar("T")
@@ -105,6 +106,7 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
     said: int | None = None  # the vagueness of the reason the user was last told
     last_failure = _connection_failures()
     while True:
+        beat()  # waiting for the broker is this process's work now, not a stall
         if stop.is_set():
             raise Stopped()
         last_failure.reasons.clear()
@@ -240,6 +242,7 @@ class ConnectionWatch:
         self._checked_at = -1.0
         self._lost_since: float | None = None
         self._reported = False
+        self.connected = True  # as of the last check (read by /readyz from another thread)
 
     def _connections(self) -> float:
         for group in self.client.metrics().values():
@@ -253,7 +256,8 @@ class ConnectionWatch:
         if now - self._checked_at < 1.0:
             return
         self._checked_at = now
-        if self._connections() > 0:
+        self.connected = self._connections() > 0
+        if self.connected:
             if self._reported:
                 log.info("connection to Kafka at %s is back", self.servers)
             self._lost_since, self._reported = None, False

@@ -72,6 +72,22 @@ class AlertRow(NamedTuple):
     fired_at: str
 
 
+# The reason a message was set aside, in one word of a fixed set (a metric label; the stored reason says more).
+REJECTION_KINDS = (
+    ("not UTF-8", "not_utf8"), ("not JSON", "not_json"), ("null value", "tombstone"), ("empty value", "empty"),
+    ("not a JSON object", "not_object"), ("unsupported message version", "version"),
+    ("ts is in the future", "future"), ("cannot be decoded", "undecodable"),
+)
+
+
+def rejection_kind(reason: str) -> str:
+    """not_utf8, not_json, tombstone, empty, not_object, version, future, undecodable, missing or invalid."""
+    for start, kind in REJECTION_KINDS:
+        if reason.startswith(start):
+            return kind
+    return "missing" if reason.endswith((" is missing", " is null")) else "invalid"
+
+
 def encode_quote(quote: Quote) -> bytes:
     """The message value for a quote."""
     message: dict[str, Any] = {

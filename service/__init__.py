@@ -1,0 +1,1 @@
+"""Running unattended: the metrics and health listener, the main loop's heartbeat and readiness checks."""
