@@ -9,9 +9,10 @@ from pathlib import Path
 from conftest import PROJECT_DIR
 
 # The scripts a user runs and the card's two modules; everything else lives in a package.
-ROOT_MODULES = {"producer", "consumer", "monitor", "local_kafka", "config", "db"}
-SCRIPTS = {"producer", "consumer", "monitor", "local_kafka"}
-PACKAGES = {"common", "market", "quotesource", "streaming", "polling", "alerts", "notify", "ingest", "view"}
+ROOT_MODULES = {"producer", "consumer", "monitor", "local_kafka", "doctor", "config", "db"}
+SCRIPTS = {"producer", "consumer", "monitor", "local_kafka", "doctor"}
+PACKAGES = {"common", "market", "quotesource", "streaming", "service", "polling", "alerts", "notify", "ingest", "view",
+            "checkup"}
 MOST_LINES = 400
 
 
