@@ -123,3 +123,23 @@ def test_no_api_key_is_committed_to_the_repository():
         if not name.startswith("tests/"):
             assert TEST_API_KEY not in text, name
     assert ".env\n" in (PROJECT_DIR / ".gitignore").read_text()
+
+
+def test_the_doctor_checks_kafka_with_the_security_settings_and_hides_the_password(sasl_broker, topic, standin,
+                                                                                  tmp_path):
+    env = pipeline_env(Broker(sasl_broker.bootstrap_servers), topic, standin, tmp_path / "stocks.db",
+                       KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", KAFKA_SASL_MECHANISM="PLAIN",
+                       KAFKA_SASL_USERNAME="stockmon", KAFKA_SASL_PASSWORD=SASL_PASSWORD)
+    good = run_script("doctor.py", env=env)
+    assert f"ok    kafka: {sasl_broker.bootstrap_servers} answered in " in good.stdout
+    assert "(SASL_PLAINTEXT PLAIN)" in good.stdout
+    wrong = "not-the-pw-3Jd9"
+    refused = run_script("doctor.py", env={**env, "KAFKA_SASL_PASSWORD": wrong})
+    assert refused.returncode == 1
+    [line] = [line for line in refused.stdout.splitlines() if " kafka: " in line]
+    assert line.startswith(f"FAIL  kafka: Kafka is not reachable at {sasl_broker.bootstrap_servers} "
+                           "(SaslAuthenticationFailedError: ")
+    assert line.endswith("checked within 10 s with KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT")
+    for output in (good.stdout, good.stderr, refused.stdout, refused.stderr):
+        assert SASL_PASSWORD not in output and wrong not in output and TEST_API_KEY not in output
+

@@ -1,0 +1,84 @@
+"""Doctor checks that need only the settings: names in .env, the demo key, the listener, notification
+URLs and the polling hours now."""
+
+from __future__ import annotations
+
+import difflib
+import socket
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from checkup.finding import Finding, fail, ok, warn
+from config import DEFAULTS, Settings
+from market.hours import PollingHours
+from notify.channels import ChannelError, check_channels, shown
+from polling.readiness import polling_hours_now
+
+# Alpha Vantage's demo key answers for IBM only (its documentation's examples); anything else is refused.
+DEMO_KEY, DEMO_SYMBOLS = "demo", frozenset({"IBM"})
+
+
+def env_file_names(env_file: Path, names: Iterable[str]) -> Finding:
+    """Every name in the settings file that is not a setting: ignored by the scripts, so likely a mistake."""
+    if not env_file.exists():
+        return ok(str(env_file), "not there; settings come from the environment and the defaults")
+    unknown = [name for name in names if name not in DEFAULTS]
+    if not unknown:
+        return ok(str(env_file), "every name in it is a setting")
+    described = []
+    for name in unknown:
+        match = name.upper() if name.upper() in DEFAULTS else next(
+            iter(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.8)), None)
+        described.append(f"{name} (did you mean {match}?)" if match else name)
+    return warn(str(env_file), f"not settings, ignored: {', '.join(described)}")
+
+
+def api_key(settings: Settings) -> Finding:
+    others = [symbol for symbol in settings.symbols if symbol not in DEMO_SYMBOLS]
+    if settings.api_key != DEMO_KEY:
+        return ok("ALPHAVANTAGE_API_KEY", "set (not the demo key)")
+    if others:
+        return fail("ALPHAVANTAGE_API_KEY", f"the demo key serves IBM only, and STOCK_SYMBOLS asks for "
+                                            f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; "
+                                            "get a free key at alphavantage.co")
+    return warn("ALPHAVANTAGE_API_KEY", "the demo key: fine for IBM, get a free key for other symbols")
+
+
+def metrics_listener(settings: Settings) -> Finding:
+    """Whether the address can be bound now (a running script holds it; both scripts cannot share one)."""
+    address = settings.metrics_address
+    if address is None:
+        return ok("METRICS_ADDRESS", "empty: no metrics or health listener")
+    if address.port == 0:
+        return ok("METRICS_ADDRESS", f"{address.host}, a free port chosen at start (the log says which)")
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    where = address.url()[len("http://"):]
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address.host, address.port))
+    except OSError as exc:
+        return warn("METRICS_ADDRESS", f"{where} cannot be bound now ({exc.strerror or exc}): a running "
+                                       "script may hold it; producer and consumer each need their own "
+                                       "(--metrics-address)")
+    return ok("METRICS_ADDRESS", f"{where} is free; producer and consumer each need their own (--metrics-address)")
+
+
+def notify_urls(settings: Settings) -> list[Finding]:
+    if not settings.notify_urls:
+        return [ok("NOTIFY_URLS", "empty: alerts are stored and published, not sent")]
+    findings = []
+    for number, url in enumerate(settings.notify_urls, 1):
+        what = f"NOTIFY_URLS #{number}"
+        try:
+            check_channels((url,))
+        except ChannelError as exc:
+            findings.append(fail(what, str(exc)))
+            continue
+        findings.append(ok(what, f"{shown(url)} parses (consumer.py --notify-test sends a test message)"))
+    return findings
+
+
+def polling_hours(settings: Settings, now: datetime) -> Finding:
+    hours = PollingHours(settings.poll_hours)
+    return ok("POLL_HOURS", f"{settings.poll_hours}: {polling_hours_now(hours, now)}")
