@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 
+from common.logformat import JsonFormatter
 from common.redact import redact
 
 
@@ -21,7 +22,11 @@ class ExitCode(enum.IntEnum):
 
 
 def print_error(prog: str, message: str) -> None:
-    """The one line a user sees for an expected failure."""
+    """The one line a user sees for an expected failure; under LOG_FORMAT=json a JSON line like the rest
+    (a log shipper reading the stream would otherwise get one line it cannot parse)."""
+    if any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
+        logging.getLogger(prog).error("error: %s", message)
+        return
     print(f"{prog}: error: {message}", file=sys.stderr)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import db
@@ -103,9 +104,15 @@ class ConsumerMetrics:
         shown = set()
         for partition in consumer.assignment():
             end = consumer.highwater(partition)
-            position = consumer.position(partition, timeout_ms=100) if end is not None else None
-            if end is not None and position is not None:
-                labels = (partition.topic, str(partition.partition))
+            try:
+                # Known after the first fetch; before it, position() asks the broker, which may be gone.
+                position = consumer.position(partition, timeout_ms=100) if end is not None else None
+            except KafkaError:
+                position = None
+            labels = (partition.topic, str(partition.partition))
+            if end is None or position is None:
+                shown |= {labels} & self._lagging  # keeps its last figure rather than a gap in the series
+            else:
                 self.lag.labels(*labels).set(max(0, end - position))
                 shown.add(labels)
         for gone in self._lagging - shown:  # revoked in a rebalance: another consumer reports it now

@@ -69,10 +69,10 @@ class StoredLog:
             return
         moves = self.board.moves([row for rows in self._rows for row in rows])
         if len(self._rows) == 1:
-            log.info("stored %d new quote(s): %s", self._count, moves)
+            log.info("stored %d new quote(s): %s", self._count, moves, extra={"count": self._count})
         else:
             log.info("stored %d new quote(s) in %d batches over %.1f s: %s", self._count, len(self._rows),
-                     now - self._since, moves)
+                     now - self._since, moves, extra={"count": self._count})
         self._said_at = now
         self._count = 0
         self._rows.clear()

@@ -227,19 +227,19 @@ class Poller:
             report.drop(symbol, str(error))
         elif isinstance(error, ApiDailyLimit):
             self.limiter.exhaust_day()
-            log.warning("%s: %s", target.label, error)
+            log.warning("%s: %s", target.label, error, extra={"symbol": target.label})
             plan.put_back(target, retry_first=True)  # keep our place: it goes first on the next day
         elif error.transient and not (once and target.attempts >= ONCE_MAX_ATTEMPTS):
             delay = self.api_backoff.next_delay()
-            log.warning("%s: %s; trying again in %.3g s", target.label, error, delay)
+            log.warning("%s: %s; trying again in %.3g s", target.label, error, delay, extra={"symbol": target.label})
             self.paused_until = max(self.paused_until, time.monotonic() + delay)
             plan.put_back(target, retry_first=True)
         else:
             self._called(plan, target, call)
             if target.function:  # history is extra: a symbol without it is still polled, and --once still passes
-                log.error("%s: %s; going on without it", target.label, error)
+                log.error("%s: %s; going on without it", target.label, error, extra={"symbol": target.label})
             else:
-                log.error("%s: %s; skipping it this round", target.label, error)
+                log.error("%s: %s; skipping it this round", target.label, error, extra={"symbol": target.label})
                 report.fail(target.label, str(error), len(target.symbols))
             target.attempts = 0
             plan.put_back(target)
@@ -256,13 +256,14 @@ class Poller:
             if symbol not in fetched.missing:
                 self.unknown_in_a_row.pop(symbol, None)
         for reason in fetched.skipped:
-            log.warning("%s: unusable item in the bulk answer: %s", target.label, reason)
+            log.warning("%s: unusable item in the bulk answer: %s", target.label, reason,
+                        extra={"symbol": target.label})
         for symbol in fetched.missing:
             error = UnknownSymbol(f"{symbol} is missing from the {REALTIME_BULK_QUOTES} answer")
             if self._drop_if_unknown_again(symbol, error, plan):
                 report.drop(symbol, str(error))
             else:
-                log.warning("%s: %s", symbol, error)
+                log.warning("%s: %s", symbol, error, extra={"symbol": symbol})
         fresh = self.publisher.seen.new_quotes(fetched.quotes)
         self.publisher.add(fresh)
         delivered = self._deliver_held()
@@ -290,7 +291,7 @@ class Poller:
             return False
         plan.drop(symbol)
         log.error("%s: %s, %d times in a row; no longer polled until restart (check STOCK_SYMBOLS)", symbol, outcome,
-                  UNKNOWN_SYMBOL_LIMIT)
+                  UNKNOWN_SYMBOL_LIMIT, extra={"symbol": symbol})
         return True
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,57 +17,12 @@ from aiosmtpd.controller import Controller
 from alerts.text import alert_body, alert_title
 from conftest import pipeline_env, run_script, running, start_script
 from notify.channels import check_channels, send, shown, split_urls
+from streaming.local_broker import free_port
 from streaming.messages import AlertRow
+from webhook import Webhook
 
 RULE_ALERT = AlertRow("IBM", "IBM>150", "up", 150.75, "2026-11-24T15:02:00.000Z", 149.5, "2026-11-24T15:01:00.000Z",
                       0.8361, "2026-11-24T15:02:01.000Z")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Webhook:
-    """An HTTP server taking apprise's JSON posts; /refuse answers 401. Stops and starts on one port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[tuple[str, dict]] = []
-        self.server: ThreadingHTTPServer | None = None
-        self.hold_after: int | None = None  # requests after this many wait for `gate`
-        self.gate = threading.Event()
-
-    def start(self) -> None:
-        received = self.received
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if webhook.hold_after is not None and len(received) >= webhook.hold_after:
-                    webhook.gate.wait(30)
-                refused = self.path.startswith("/refuse")
-                if not refused:
-                    received.append((self.path, body))
-                self.send_response(401 if refused else 200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-    def url(self, path: str = "hook") -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
 
 
 @pytest.fixture
