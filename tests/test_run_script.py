@@ -13,6 +13,9 @@ import pytest
 
 from alphavantage_standin import recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, script_env
+from scrape import scrape
+from streaming.local_broker import free_port
+from test_faults import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +42,10 @@ def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, 
         pytest.fail("port 9092 is taken: ./scripts/run starts its own broker there")
     standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
     db_path = tmp_path / "stocks.db"
+    port = next(port for port in iter(free_port, None) if port < 65535 and port_is_free(port + 1))
     env = script_env(ALPHAVANTAGE_API_KEY=TEST_API_KEY, ALPHAVANTAGE_BASE_URL=standin.url, DB_PATH=str(db_path),
-                     PRODUCER_STATE_PATH=str(tmp_path / "state.json"), KAFKA_TOPIC=f"run-{os.getpid()}")
+                     PRODUCER_STATE_PATH=str(tmp_path / "state.json"), KAFKA_TOPIC=f"run-{os.getpid()}",
+                     METRICS_ADDRESS=str(port))
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log_file:
         # Its own session and process group, like a terminal's foreground job.
@@ -62,6 +67,10 @@ def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, 
             time.sleep(0.5)
         else:
             pytest.fail(log_path.read_text())
+        # One METRICS_ADDRESS: the producer listens on it, the consumer on the next port.
+        assert scrape(f"http://127.0.0.1:{port}").value("stockmon_market_open") is not None
+        wait_until(lambda: scrape(f"http://127.0.0.1:{port + 1}").value("stockmon_rows_stored_total") == 1, 30,
+                   log_path.read_text())
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         pressed = time.monotonic()
         assert run.wait(60) == 130
