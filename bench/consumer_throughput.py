@@ -6,6 +6,10 @@ each in its own process and fresh consumer group, from consumer creation until d
                before and after (b), the faster run kept)
   (b) project  consumer.py's own loop storing them into a fresh SQLite file (until the last commit)
   (b') alerts  the same with four alert rules (ALERT_RULES) evaluated on every quote
+  (b") metrics the same with the Prometheus metrics counted (METRICS_ADDRESS set) and the registry
+               scraped every second from another thread; run alternately with (b), three times each,
+               the median of each kept; the time spent inside the counting calls is also measured
+               directly, since runs differ by more than the 3% the counting may cost
   (c) naive    one INSERT and one commit per message into a default SQLite file
 
     python bench/consumer_throughput.py                      # N = 200,000
@@ -20,6 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,12 +36,15 @@ from harness import (
     peak_rss_mib,
     quote_message,
 )
+from prometheus_client import CollectorRegistry, generate_latest
 
 import consumer as project_consumer
 import db
 from alerts.engine import AlertEngine
 from alerts.rules import parse_rules
+from ingest.metrics import ConsumerMetrics
 from ingest.store import QuoteStore
+from service.registry import new_registry
 from streaming.kafka_client import create_consumer, ensure_topic
 
 
@@ -52,24 +60,75 @@ def run_raw(settings, count: int) -> dict[str, float]:
     return {"messages": seen, "seconds": elapsed}
 
 
-def run_project(settings, count: int, rules: str = "") -> dict[str, float]:
+def run_project(settings, count: int, rules: str = "", counted: bool = False) -> dict[str, float]:
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
     engine = AlertEngine(parse_rules(rules), connection) if rules else None
-    store = QuoteStore(connection, engine)
+    registry = new_registry() if counted else None
+    metrics = ConsumerMetrics(registry, settings.db_path) if registry else None
+    counting = Stopwatch()
+    if metrics:  # the time spent counting, measured directly: the wall-clock ratio alone is noisier than 3%
+        metrics.batch = counting.around(metrics.batch)  # type: ignore[method-assign]
+        metrics.turn = counting.around(metrics.turn)  # type: ignore[method-assign]
+    store = QuoteStore(connection, engine, metrics=metrics)
+    scraper = Scraper(registry) if registry else None
     started = time.perf_counter()
     stored = 0
     milestones: list[float] = []
     while stored < count:
+        if metrics:
+            metrics.turn(client, store.outbox)  # as consumer.py does between batches
         stored += project_consumer.poll_and_store(client, store)[1]
         while len(milestones) < 10 * stored // count:
             milestones.append(round(current_rss_mib(), 1))
     elapsed = time.perf_counter() - started
+    if scraper:
+        scraper.stop()
     client.close(autocommit=False)
     rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     alerts = connection.execute("SELECT count(*) FROM alerts").fetchone()[0]
     connection.close()
-    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones, "alerts": alerts}
+    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones, "alerts": alerts,
+            "counting_seconds": counting.seconds, "scrapes": scraper.scrapes if scraper else 0,
+            "scrape_seconds": scraper.seconds if scraper else 0.0}
+
+
+class Stopwatch:
+    """Adds up the time spent inside the functions it wraps."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def around(self, function):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+        return timed
+
+
+class Scraper:
+    """What a Prometheus server does, but every second rather than every 15: renders the whole registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.stopped = threading.Event()
+        self.scrapes = 0
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._run, args=(registry,), daemon=True)
+        self.thread.start()
+
+    def _run(self, registry: CollectorRegistry) -> None:
+        while not self.stopped.wait(1.0):
+            started = time.perf_counter()
+            generate_latest(registry)
+            self.seconds += time.perf_counter() - started
+            self.scrapes += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 BENCH_RULES = "2%/15m, 1%/1h, IBM>105, MSFT<101"
@@ -103,7 +162,11 @@ def run_naive(settings, count: int) -> dict[str, float]:
     return {"messages": stored, "seconds": elapsed}
 
 
-ROLES = {"raw": run_raw, "project": run_project, "alerts": run_alerts, "naive": run_naive}
+def run_metrics(settings, count: int) -> dict[str, float]:
+    return run_project(settings, count, counted=True)
+
+
+ROLES = {"raw": run_raw, "project": run_project, "metrics": run_metrics, "alerts": run_alerts, "naive": run_naive}
 
 
 def run_role(args: argparse.Namespace) -> None:
@@ -128,8 +191,11 @@ def produce(servers: str, topic: str, count: int) -> float:
 
 
 def measure(role: str, servers: str, topic: str, count: int, workdir: Path) -> dict:
+    """One contender in its own process, into a database of its own (a second run into the same file
+    would find every row stored already)."""
+    database = next(path for path in (workdir / f"{role}-{run}.db" for run in range(1, 100)) if not path.exists())
     command = [sys.executable, __file__, "--role", role, "--servers", servers, "--topic", topic,
-               "--count", str(count), "--db", str(workdir / f"{role}.db")]
+               "--count", str(count), "--db", str(database)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -141,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages the naive baseline stores (default 20,000: at one commit each it is slow)")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive baseline")
     parser.add_argument("--skip-alerts", action="store_true", help="leave out the run with alert rules")
+    parser.add_argument("--skip-metrics", action="store_true", help="leave out the runs with metrics counted")
+    parser.add_argument("--alternations", type=int, default=3,
+                        help="runs without and with metrics, alternately, the median of each kept (default 3)")
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--servers", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -160,23 +229,46 @@ def main(argv: list[str] | None = None) -> int:
         # The raw ceiling is measured before and after ours and the faster run kept: the first run
         # can be slowed by the broker still settling the freshly produced log.
         raw_before = measure("raw", servers, topic, args.messages, Path(workdir))
-        project = measure("project", servers, topic, args.messages, Path(workdir))
+        plain, counted = [], []
+        for _ in range(1 if args.skip_metrics else args.alternations):
+            plain.append(measure("project", servers, topic, args.messages, Path(workdir)))
+            if not args.skip_metrics:
+                counted.append(measure("metrics", servers, topic, args.messages, Path(workdir)))
         raw_after = measure("raw", servers, topic, args.messages, Path(workdir))
         print(f"raw runs: {raw_before['rate']:,.0f} msg/s before, {raw_after['rate']:,.0f} msg/s after; "
               "the faster is the ceiling")
-        results = {"raw": max(raw_before, raw_after, key=lambda result: result["rate"]), "project": project}
+        fastest = lambda runs: max(runs, key=lambda result: result["rate"])  # noqa: E731
+        median = lambda runs: sorted(runs, key=lambda result: result["rate"])[len(runs) // 2]  # noqa: E731
+        results = {"raw": fastest([raw_before, raw_after]), "project": median(plain)}
+        if counted:
+            print("with and without metrics, alternately: " + ", ".join(
+                f"{off['rate']:,.0f} / {on['rate']:,.0f}" for off, on in zip(plain, counted, strict=True)) + " msg/s")
+            results["metrics"] = median(counted)
+            pairs = sorted(on["rate"] / off["rate"] for off, on in zip(plain, counted, strict=True))
+            results["metrics"]["pair_ratio"] = pairs[len(pairs) // 2]
         if not args.skip_alerts:
             results["alerts"] = measure("alerts", servers, topic, args.messages, Path(workdir))
         if not args.skip_naive:
             results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
                                        Path(workdir))
     labels = {"raw": "(a) raw kafka-python poll", "project": "(b) stockmon consumer",
+              "metrics": '(b") with metrics counted',
               "alerts": "(b') with 4 alert rules", "naive": "(c) naive, commit per row"}
     for role, result in results.items():
         print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
               f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
     print(f"stockmon consumer RSS at each tenth of the run (MiB): {results['project']['rss_mib_at_each_tenth']}")
     print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}")
+    if "metrics" in results:
+        counted = results["metrics"]
+        print(f'ratio b"/b (metrics on vs off, medians, scraped every second): '
+              f'{counted["rate"] / results["project"]["rate"]:.3f}')
+        print(f'median of the {args.alternations} run-by-run ratios (each run with metrics against the run without '
+              f'just before it): {counted["pair_ratio"]:.3f}')
+        print(f"time spent counting in the metrics run: {counted['counting_seconds'] * 1000:.0f} ms of "
+              f"{counted['seconds']:.2f} s ({counted['counting_seconds'] / counted['seconds']:.2%}); "
+              f"{counted['scrapes']} scrape(s) took {counted['scrape_seconds'] * 1000:.0f} ms "
+              f"({counted['scrape_seconds'] / counted['seconds']:.2%}) on their own thread")
     if "alerts" in results:
         print(f"ratio b'/b (alert rules {BENCH_RULES!r}, {results['alerts']['alerts']:,} alerts fired): "
               f"{results['alerts']['rate'] / results['project']['rate']:.2f}")

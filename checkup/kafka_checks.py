@@ -38,8 +38,8 @@ def kafka_checks(settings: Settings, seconds: float = ANSWER_SECONDS) -> list[Fi
                               f"KAFKA_SECURITY_PROTOCOL={settings.security_protocol}")]
     try:
         security = settings.security_protocol + (f" {settings.sasl_mechanism}" if settings.sasl_mechanism else "")
-        findings = [ok("kafka", f"{settings.bootstrap_servers} answered in {time.monotonic() - started:.1f} s "
-                                f"({security})")]
+        answered_ms = (time.monotonic() - started) * 1000
+        findings = [ok("kafka", f"{settings.bootstrap_servers} answered in {answered_ms:.0f} ms ({security})")]
         try:
             topics = client.topics()
             findings.append(topic_finding(client, topics, settings.topic, "KAFKA_TOPIC", "producer.py"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from checkup.finding import Finding, fail, ok, warn
 from config import DEFAULTS, Settings
 from market.hours import PollingHours
-from notify.channels import ChannelError, check_channels, shown
+from notify.channels import ChannelError, check_channels
 from polling.readiness import polling_hours_now
 
 # Alpha Vantage's demo key answers for IBM only (its documentation's examples); anything else is refused.
@@ -71,11 +71,12 @@ def notify_urls(settings: Settings) -> list[Finding]:
     for number, url in enumerate(settings.notify_urls, 1):
         what = f"NOTIFY_URLS #{number}"
         try:
-            check_channels((url,))
+            [channel] = check_channels((url,))
         except ChannelError as exc:
             findings.append(fail(what, str(exc)))
             continue
-        findings.append(ok(what, f"{shown(url)} parses (consumer.py --notify-test sends a test message)"))
+        findings.append(ok(what, f"{channel.name} parses; metrics call it channel=\"{channel.key}\" "
+                                 "(consumer.py --notify-test sends a test message)"))
     return findings
 
 

@@ -34,7 +34,7 @@ def database_checks(path: Path) -> list[Finding]:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             return [fail("DB_PATH", f"{path} cannot be read as an SQLite database: {exc}")]
-        findings = [ok("DB_PATH", f"{path} opens ({path.stat().st_size / 1e6:.1f} MB)"), schema(version),
+        findings = [ok("DB_PATH", f"{path} opens ({file_size(path.stat().st_size)})"), schema(version),
                     integrity(connection)]
     finally:
         connection.close()
@@ -42,6 +42,10 @@ def database_checks(path: Path) -> list[Finding]:
     findings.append(ok("database write", writable.text) if writable.ok else fail("database write", writable.text))
     findings.append(free_disk(path))
     return findings
+
+
+def file_size(size: int) -> str:
+    return f"{size / 1e3:.0f} kB" if size < 1e6 else f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
 
 
 def integrity(connection: sqlite3.Connection) -> Finding:

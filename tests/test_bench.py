@@ -23,13 +23,19 @@ def run_bench(kafka_broker, script: str, *args: str) -> str:
 
 
 def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
-    out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300")
+    out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300",
+                    "--alternations", "1")
     for label, count in (("(a) raw kafka-python poll", "3,000"), ("(b) stockmon consumer", "3,000"),
                          ("(b') with 4 alert rules", "3,000"), ("(c) naive, commit per row", "300")):
         assert re.search(rf"{re.escape(label)}\s+{count} msgs\s+[\d.]+ s\s+[\d,]+ msg/s\s+peak RSS \d+ MiB", out), out
     assert re.search(r"ratio b/a \(stored vs raw fetch\): \d+\.\d\d", out), out
     assert re.search(r"ratio b/c \(stored vs naive\):\s+\d+\.\d", out), out
     assert re.search(r"ratio b'/b \(alert rules .*, [\d,]+ alerts fired\): \d+\.\d\d", out), out
+    assert re.search(r'\(b"\) with metrics counted\s+3,000 msgs', out), out
+    assert re.search(r'ratio b"/b \(metrics on vs off, medians, scraped every second\): \d+\.\d\d\d', out), out
+    assert re.search(r"median of the 1 run-by-run ratios .*: \d+\.\d\d\d", out), out
+    assert re.search(r"time spent counting in the metrics run: \d+ ms of [\d.]+ s \(\d+\.\d\d%\); \d+ scrape\(s\) "
+                     r"took \d+ ms \(\d+\.\d\d%\) on their own thread", out), out
 
 
 def test_latency_reports_each_run_the_worst_p99_an_idle_quote_and_the_idle_load(kafka_broker):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+from prometheus_client import CollectorRegistry
+
 from config import DEFAULTS, SETTINGS_HELP
 from conftest import PROJECT_DIR, run_script, script_env
+from ingest.metrics import ConsumerMetrics
+from polling.metrics import ProducerMetrics
 from test_layout import PACKAGES
 
 PAGES = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
@@ -52,3 +56,22 @@ def test_the_readme_says_where_each_package_is_and_links_every_page():
         assert f"`{package}/`" in layout, package
     for page in (PROJECT_DIR / "docs").glob("*.md"):
         assert f"(docs/{page.name})" in readme, page.name
+
+
+def test_the_readme_documents_every_metric_with_its_type_and_labels(tmp_path):
+    registry = CollectorRegistry()
+    ProducerMetrics(registry)
+    ConsumerMetrics(registry, tmp_path / "stocks.db")
+    readme = (PROJECT_DIR / "README.md").read_text()
+    rows = {match.group(1): match.group(0) for match in re.finditer(r"^\| `(stockmon_\w+)` \|.*$", readme, re.M)}
+    documented = set()
+    for family in registry.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        assert name in rows, f"{name} is not in the README's metrics table"
+        cells = [cell.strip() for cell in rows[name].strip("|").split("|")]
+        assert cells[1] == family.type, (name, cells)
+        labels = {label for sample in family.samples for label in sample.labels if label != "le"}
+        for label in labels:
+            assert f"`{label}`" in cells[2], (name, label)
+        documented.add(name)
+    assert set(rows) == documented  # and nothing documented that is not there

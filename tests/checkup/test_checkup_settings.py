@@ -58,7 +58,8 @@ def test_each_notification_url_gets_a_line_without_its_secret() -> None:
     token = "abcdefghijklmnopqrstuvwxyz123456"
     found = notify_urls(settings(NOTIFY_URLS=f"json://127.0.0.1:8080/hook/{token} foo://nothing/{token}"))
     assert [pair(finding) for finding in found] == [
-        (OK, "json://127.0.0.1:8080/hook/*** parses (consumer.py --notify-test sends a test message)"),
+        (OK, 'json://127.0.0.1:8080/hook/*** parses; metrics call it channel="04da44a3a2bb684c" (consumer.py '
+             '--notify-test sends a test message)'),
         (FAIL, "'foo://***/***' is not a notification URL apprise can use (e.g. json://host/path, "
                "mailto://user:password@host, tgram://token/chat, ntfy://topic)"),
     ]

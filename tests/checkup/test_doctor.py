@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 
 from alphavantage_standin import AlphaVantageStandIn, recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, Broker, run_script, script_env
+from notify.channels import Channel
 from streaming.local_broker import free_port
 
 NOTIFY_TOKEN = "hooktoken0123456789abcdef"
@@ -52,12 +53,13 @@ def test_a_good_configuration_after_a_run_passes_and_shows_the_lag(kafka_broker:
     standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
     standin.script("GLOBAL_QUOTE", "MSFT", recorded("global_quote_MSFT.json"))
     hook_port = free_port()
+    hook_url = f"json://127.0.0.1:{hook_port}/hook/{NOTIFY_TOKEN}"
     env_file = write_env(
         tmp_path / ".env", ALPHAVANTAGE_API_KEY=TEST_API_KEY, ALPHAVANTAGE_BASE_URL=standin.url,
         STOCK_SYMBOLS="IBM,MSFT", KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap_servers, KAFKA_TOPIC=topic,
         KAFKA_ALERTS_TOPIC=f"{topic}-alerts", KAFKA_GROUP_ID=f"{topic}-group", DB_PATH="stocks.db",
         PRODUCER_STATE_PATH="producer_state.json", POLL_HOURS="always", BACKFILL="off",
-        NOTIFY_URLS=f"json://127.0.0.1:{hook_port}/hook/{NOTIFY_TOKEN}", ALERT_RULES="IBM>500")
+        NOTIFY_URLS=hook_url, ALERT_RULES="IBM>500")
     for script, args in (("producer.py", ["--once"]), ("consumer.py", ["--idle-exit", "3"])):
         ran = subprocess.run([sys.executable, str(PROJECT_DIR / script), "--env-file", str(env_file), *args],
                              env=script_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
@@ -72,15 +74,15 @@ def test_a_good_configuration_after_a_run_passes_and_shows_the_lag(kafka_broker:
         "ok    settings: every setting parses",
         "ok    ALPHAVANTAGE_API_KEY: set (not the demo key)",
         "ok    METRICS_ADDRESS: empty: no metrics or health listener",
-        f"ok    NOTIFY_URLS #1: json://127.0.0.1:{hook_port}/hook/*** parses (consumer.py --notify-test sends a "
-        "test message)",
+        f"ok    NOTIFY_URLS #1: json://127.0.0.1:{hook_port}/hook/*** parses; metrics call it "
+        f'channel="{Channel(hook_url).key}" (consumer.py --notify-test sends a test message)',
         "ok    POLL_HOURS: always: always open (POLL_HOURS=always)",
-        rf"re:ok    kafka: {servers} answered in \d+\.\d s \(PLAINTEXT\)",
+        rf"re:ok    kafka: {servers} answered in \d+ ms \(PLAINTEXT\)",
         f"ok    KAFKA_TOPIC: topic {topic} has 3 partition(s)",
         f"ok    KAFKA_ALERTS_TOPIC: topic {topic}-alerts has 3 partition(s)",
         f"ok    KAFKA_GROUP_ID: group {topic}-group is 0 message(s) behind on {topic} (partition 0: 0, "
         "partition 1: 0, partition 2: 0)",
-        r"re:ok    DB_PATH: stocks\.db opens \(\d+\.\d MB\)",
+        r"re:ok    DB_PATH: stocks\.db opens \(\d+ kB\)",
         f"ok    database schema: version {__import__('db').SCHEMA_VERSION}, current",
         "ok    database integrity: PRAGMA quick_check: ok",
         "ok    database write: stocks.db takes a write",
@@ -122,7 +124,9 @@ def test_a_broken_configuration_fails_with_a_line_per_problem(tmp_path: Path) ->
         "FAIL  ALPHAVANTAGE_API_KEY: the demo key serves IBM only, and STOCK_SYMBOLS asks for AAPL; get a free "
         "key at alphavantage.co",
         "ok    METRICS_ADDRESS: empty: no metrics or health listener",
-        "ok    NOTIFY_URLS #1: json://127.0.0.1:9/hook/*** parses (consumer.py --notify-test sends a test message)",
+        "ok    NOTIFY_URLS #1: json://127.0.0.1:9/hook/*** parses; metrics call it "
+        f'channel="{Channel(f"json://127.0.0.1:9/hook/{NOTIFY_TOKEN}").key}" (consumer.py --notify-test sends a '
+        "test message)",
         "FAIL  NOTIFY_URLS #2: 'nope://***/***' is not a notification URL apprise can use (e.g. json://host/path, "
         "mailto://user:password@host, tgram://token/chat, ntfy://topic)",
         "ok    POLL_HOURS: always: always open (POLL_HOURS=always)",
