@@ -85,6 +85,7 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("METRICS_TOKEN", "", "bearer token the listener asks for; needed when METRICS_ADDRESS is not loopback (secret)"),
 )
 DEFAULTS = {name: default for name, default, _ in SETTINGS_HELP}
+SECRET_SUFFIXES = ("API_KEY", "PASSWORD", "TOKEN")  # the settings whose values are secrets
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,20 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
     )
 
 
+def secrets_as_given(from_file: Mapping[str, str | None], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets as written in the environment or the settings file, for masking a problem found
+    before the settings parsed (doctor.py)."""
+    environ = os.environ if environ is None else environ
+    found: list[str] = []
+    for name in DEFAULTS:
+        value = environ.get(name, from_file.get(name)) or ""
+        if name.endswith(SECRET_SUFFIXES):
+            found.append(value)
+        elif name == "NOTIFY_URLS":
+            found += [secret for url in split_urls(value) for secret in url_secrets(url)]
+    return found
+
+
 def _notify_urls(text: str) -> tuple[str, ...]:
     urls = split_urls(text)
     for url in urls:
@@ -269,7 +284,7 @@ def settings_epilog() -> str:
     width = max(len(name) for name, _, _ in SETTINGS_HELP)
     lines = ["settings (environment or .env; flags above override them):"]
     for name, default, meaning in SETTINGS_HELP:
-        shown = "" if name.endswith(("API_KEY", "PASSWORD", "TOKEN")) else f" [default: {default or 'empty'}]"
+        shown = "" if name.endswith(SECRET_SUFFIXES) else f" [default: {default or 'empty'}]"
         lines.append(f"  {name:<{width}}  {meaning}{shown}")
     return "\n".join(lines)
 

@@ -6,7 +6,6 @@ Exit 0 when nothing failed (warnings allowed), 1 when a check failed, 2 when a s
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,8 +18,15 @@ from checkup.settings_checks import api_key, env_file_names, metrics_listener, n
 from checkup.storage_checks import database_checks, state_file
 from common.cli import ExitCode
 from common.redact import configure_logging
-from config import DEFAULTS, ConfigError, Settings, add_common_arguments, read_env_file, read_settings, settings_epilog
-from notify.channels import split_urls, url_secrets
+from config import (
+    ConfigError,
+    Settings,
+    add_common_arguments,
+    read_env_file,
+    read_settings,
+    secrets_as_given,
+    settings_epilog,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,18 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "reports the key's entitlement and whether it is throttled")
     add_common_arguments(parser)
     return parser
-
-
-def unparsed_secrets(names: dict[str, str | None]) -> list[str]:
-    """The secrets as given, for masking a problem found before the settings parsed."""
-    found = []
-    for name in DEFAULTS:
-        value = os.environ.get(name, names.get(name)) or ""
-        if name.endswith(("API_KEY", "PASSWORD", "TOKEN")):
-            found.append(value)
-        elif name == "NOTIFY_URLS":
-            found += [secret for url in split_urls(value) for secret in url_secrets(url)]
-    return found
 
 
 def checks(settings: Settings, call: bool, now: Callable[[], datetime]) -> Iterator[Finding]:
@@ -74,7 +68,7 @@ def main(argv: list[str] | None = None, now: Callable[[], datetime] = lambda: da
     try:
         settings = read_settings(args)
     except ConfigError as exc:
-        print(fail("settings", str(exc)).line(unparsed_secrets(names)))
+        print(fail("settings", str(exc)).line(secrets_as_given(names)))
         return ExitCode.BAD_CONFIG
     print(ok("settings", "every setting parses").line())
     # Each line below says what went wrong; the libraries' own log lines (apprise, kafka-python) would repeat it.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_settings
+from config import ConfigError, load_settings, secrets_as_given
 from conftest import run_script, script_env
 
 
@@ -158,3 +158,11 @@ def test_requests_per_day_0_means_no_daily_limit_and_bulk_quotes_are_a_function(
 def test_the_fetch_hold_defaults_to_50_ms_and_can_be_set():
     assert load_settings(environ={}, env_file=None).fetch_max_wait_ms == 50
     assert load_settings(environ={"KAFKA_FETCH_MAX_WAIT_MS": "500"}, env_file=None).fetch_max_wait_ms == 500
+
+
+def test_secrets_as_given_are_found_before_the_settings_parse():
+    found = secrets_as_given({"ALPHAVANTAGE_API_KEY": "file-key-0123456789", "KAFKA_SASL_PASSWORD": "pw-in-file",
+                              "NOTIFY_URLS": "json://hooks.example.com/hook/tokentokentoken", "STOCK_SYMBOLS": "IBM"},
+                             environ={"ALPHAVANTAGE_API_KEY": "env-key-0123456789", "METRICS_TOKEN": "t" * 16})
+    assert {"env-key-0123456789", "pw-in-file", "tokentokentoken", "t" * 16} <= set(found)
+    assert "file-key-0123456789" not in found and "IBM" not in found  # the environment wins, as in load_settings

@@ -162,8 +162,9 @@ def test_a_broker_restart_mid_run_is_ridden_out_by_both_processes(restartable_br
 def test_a_killed_producer_restarts_without_publishing_bars_again(kafka_broker, topic, standin, tmp_path):
     standin.script_recorded_intraday()
     db_path = tmp_path / "stocks.db"
+    # DEBUG: at a call a second the INFO log sums the calls into one line a second; each call's own is at DEBUG.
     env = pipeline_env(kafka_broker, topic, standin, db_path, STOCK_SYMBOLS="MSFT,IBM",
-                       ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", REQUESTS_PER_MINUTE="60")
+                       ALPHAVANTAGE_FUNCTION="TIME_SERIES_INTRADAY", REQUESTS_PER_MINUTE="60", LOG_LEVEL="DEBUG")
     log_path = tmp_path / "producer.log"
     with running(start_script("producer.py", env=env, log_path=log_path)) as producer:
         wait_until(lambda: "IBM: published 2 new quote(s)" in log_path.read_text(), message=log_path.read_text())
