@@ -126,8 +126,10 @@ def test_slow_answers_keep_several_calls_in_flight_within_the_budget_and_in_orde
         assert producer.wait(10) == 0, log_path.read_text()
     times = standin.request_times
     calls_in_6s = sum(1 for moment in times if first <= moment < first + 6)
-    # One call at a time made 28% of the budget with 250 ms answers; 10 calls a second is the budget.
-    assert calls_in_6s >= 57, calls_in_6s
+    # One call at a time made 28% of the budget (17 calls) with 250 ms answers; 10 calls a second is the
+    # budget. Alone it makes 59-60; beside the other test worker in a clean-clone run it made 54, so the
+    # bound is 80%: far from one call at a time, and not a timing test of a loaded machine.
+    assert calls_in_6s >= 48, calls_in_6s
     assert max(sum(1 for moment in times if start <= moment < start + 60) for start in times) <= 600
     by_symbol: dict[str, list[float]] = defaultdict(list)
     for request, moment in zip(standin.requests, times, strict=True):
