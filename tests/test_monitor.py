@@ -103,15 +103,15 @@ def test_json_gives_scripts_the_same_figures(seeded):
         {"symbol": "IBM", "price": 121.74, "ts": "2026-11-24T15:00:00.000Z", "change": 0.51,
          "change_percent": 0.4207, "reference": "previous close", "reference_price": 121.23, "day": "2026-11-24",
          "day_low": 121.06, "day_high": 122.8, "recent": [121.74], "data_time": "2026-11-24T15:00:00.000Z",
-         "age_seconds": 1800.0, "stale": True},
+         "age_seconds": 1800.0, "stale": True, "volume": 1000, "entitlement": None},
         {"symbol": "MSFT", "price": 399.1, "ts": "2026-11-24T14:40:00.000Z", "change": -10.9,
          "change_percent": -2.6585, "reference": "previous close", "reference_price": 410.0, "day": "2026-11-24",
          "day_low": 398.75, "day_high": 406.0, "recent": [410.0, 405.0, 402.5, 399.1],
-         "data_time": "2026-11-24T14:40:00.000Z", "age_seconds": 3000.0, "stale": True},
+         "data_time": "2026-11-24T14:40:00.000Z", "age_seconds": 3000.0, "stale": True, "volume": 1000, "entitlement": None},
         {"symbol": "TSLA", "price": 212.4, "ts": "2026-11-24T15:20:00.000Z", "change": 0.0,
          "change_percent": 0.0, "reference": "first quote of the day", "reference_price": 212.4,
          "day": "2026-11-24", "day_low": 211.5, "day_high": 212.9, "recent": [212.4],
-         "data_time": "2026-11-24T15:20:00.000Z", "age_seconds": 600.0, "stale": False},
+         "data_time": "2026-11-24T15:20:00.000Z", "age_seconds": 600.0, "stale": False, "volume": 1000, "entitlement": None},
     ]
     assert board["alerts"] == [ALERTS[1]._asdict()]
 

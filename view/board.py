@@ -20,7 +20,7 @@ from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import MarketStatus, market_status
 from streaming.messages import AlertRow
-from view.queries import has_table, last_prices, latest_alerts, summaries_until
+from view.queries import has_table, last_prices, latest_alerts, newest_details, summaries_until
 
 PREVIOUS_CLOSE = "previous close"
 FIRST_OF_DAY = "first quote of the day"
@@ -44,6 +44,8 @@ class SymbolLine:
     data_time: str  # the moment the data is about: a global quote's fetch time, but at most its session's close
     age_seconds: float  # since data_time
     stale: bool  # data_time is more than stale_after before the newest moment data can be about
+    volume: int | None = None  # the newest quote's (a bar's, or the day's so far for a global quote)
+    entitlement: str | None = None  # the newest quote's: realtime, delayed, or None for end-of-day data
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,14 @@ def _symbol_line(connection: sqlite3.Connection, summary: SymbolSummary, until: 
                                       else (FIRST_OF_DAY, summary.first_price))
         change = round(price - reference_price, 6)
     about = freshness.data_time(summary.ts, summary.trading_day)
+    volume, entitlement = newest_details(connection, summary.symbol, summary.ts)
     return SymbolLine(symbol=summary.symbol, price=price, ts=summary.ts, change=change,
                       change_percent=round(change / reference_price * 100, 4), reference=reference,
                       reference_price=reference_price, day=summary.day, day_low=summary.day_low,
                       day_high=summary.day_high,
                       recent=tuple(last_prices(connection, summary.symbol, until, recent)),
                       data_time=format_time(about), age_seconds=round((freshness.as_of - about).total_seconds(), 3),
-                      stale=freshness.stale(about))
+                      stale=freshness.stale(about), volume=volume, entitlement=entitlement)
 
 
 def market_as_json(market: MarketStatus | None) -> dict[str, Any] | None:

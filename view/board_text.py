@@ -47,6 +47,15 @@ def local_time(stored: str | datetime, pattern: str = "%Y-%m-%d %H:%M:%S %Z") ->
     return moment.astimezone().strftime(pattern)
 
 
+def direction(change: float) -> str:
+    """up, down or same: what a change's colour and arrow say (the web page shows it the same way)."""
+    return {UP: "up", DOWN: "down"}.get(_direction_style(change)[1], "same")
+
+
+def arrow(change: float) -> str:
+    return _direction_style(change)[0]
+
+
 def _direction_style(change: float) -> tuple[str, str]:
     if change > 0:
         return "▲", UP

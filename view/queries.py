@@ -64,6 +64,13 @@ def last_prices(connection: sqlite3.Connection, symbol: str, until: str, count: 
     return [row[0] for row in reversed(rows)]
 
 
+def newest_details(connection: sqlite3.Connection, symbol: str, ts: str) -> tuple[int | None, str | None]:
+    """The volume and entitlement of the symbol's quote at `ts` (its newest, found by the unique key)."""
+    row = connection.execute("SELECT volume, entitlement FROM stock_prices WHERE symbol = ? AND ts = ?",
+                             (symbol, ts)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
 def latest_alerts(connection: sqlite3.Connection, until: str, count: int) -> list[AlertRow]:
     """The last `count` alerts fired by quotes at or before `until`, newest first."""
     if not has_table(connection, "alerts"):
@@ -93,3 +100,36 @@ def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since
     return [AlertRow(*row) for row in connection.execute(
         f"SELECT {db.ALERT_COLUMNS} FROM alerts WHERE symbol IN ({marks}) AND ts >= ? AND ts <= ? ORDER BY ts",
         (*symbols, since, until))]
+
+
+def price_buckets(connection: sqlite3.Connection, symbol: str, since: str, until: str,
+                  points: int) -> tuple[list[tuple[str, float, float, float, int]], bool]:
+    """(ts, close, high, low, volume) of the symbol between `since` and `until`, oldest first, at most
+    `points` of them: when more quotes are stored, one per equal slice of the time from the first of them
+    to `until` (its last quote's time and price, the slice's high, low and summed volume). True when it
+    was down-sampled."""
+    count, first = connection.execute("SELECT count(*), min(ts) FROM stock_prices WHERE symbol = ? AND ts >= ? "
+                                      "AND ts <= ?", (symbol, since, until)).fetchone()
+    since = first or since  # the slices span the quotes there are, not a year with a week of data in it
+    if count <= points:
+        rows = connection.execute("SELECT ts, price, price, price, volume FROM stock_prices "
+                                  "WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts", (symbol, since, until))
+        return [tuple(row) for row in rows], False
+    # Each slice's last quote is found again by its (symbol, ts) key, the unique index.
+    rows = connection.execute(
+        "SELECT slice.last_ts, quote.price, slice.high, slice.low, slice.volume FROM ("
+        "  SELECT max(ts) AS last_ts, max(price) AS high, min(price) AS low, sum(volume) AS volume"
+        "  FROM stock_prices WHERE symbol = ? AND ts >= ? AND ts <= ?"
+        "  GROUP BY CAST((julianday(ts) - julianday(?)) * ? / (julianday(?) - julianday(?) + 1e-9) AS INTEGER)"
+        ") AS slice JOIN stock_prices AS quote ON quote.symbol = ? AND quote.ts = slice.last_ts ORDER BY slice.last_ts",
+        (symbol, since, until, since, points, until, since, symbol))
+    return [tuple(row) for row in rows], True
+
+
+def alerts_since(connection: sqlite3.Connection, since: str, until: str, limit: int) -> list[AlertRow]:
+    """Alerts fired by quotes after `since` and at or before `until`, newest first, at most `limit`."""
+    if not has_table(connection, "alerts"):
+        return []
+    return [AlertRow(*row) for row in connection.execute(
+        f"SELECT {db.ALERT_COLUMNS} FROM alerts WHERE ts > ? AND ts <= ? ORDER BY ts DESC, id DESC LIMIT ?",
+        (since, until, limit))]
