@@ -83,6 +83,7 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("METRICS_ADDRESS", "", "where each script serves /metrics, /healthz and /readyz: host:port, e.g. 127.0.0.1:9464 "
                             "(port 0: any free port; empty: off)"),
     ("METRICS_TOKEN", "", "bearer token the listener asks for; needed when METRICS_ADDRESS is not loopback (secret)"),
+    ("WEB_TOKEN", "", "token monitor.py --web asks for; needed when --listen is not loopback (secret)"),
 )
 DEFAULTS = {name: default for name, default, _ in SETTINGS_HELP}
 SECRET_SUFFIXES = ("API_KEY", "PASSWORD", "TOKEN")  # the settings whose values are secrets
@@ -122,13 +123,14 @@ class Settings:
     log_format: str  # text or json
     metrics_address: ListenAddress | None  # None: no listener
     metrics_token: str = field(repr=False)
+    web_token: str = field(repr=False)
     # Warnings about the settings themselves (a likely typo in .env), logged once logging is set up.
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def secrets(self) -> list[str]:
-        """What no log line or message may show: the API key, SASL password, metrics token, notification tokens."""
-        return [self.api_key, self.sasl_password, self.metrics_token,
+        """What no log line or message may show: the API key, SASL password, listener tokens, notification tokens."""
+        return [self.api_key, self.sasl_password, self.metrics_token, self.web_token,
                 *(secret for url in self.notify_urls for secret in url_secrets(url))]
 
     def kafka_security(self) -> dict[str, str]:
@@ -245,6 +247,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         log_format=choice("LOG_FORMAT", values["LOG_FORMAT"].lower(), LOG_FORMATS),
         metrics_address=metrics_address,
         metrics_token=check_token(metrics_address, values["METRICS_TOKEN"], "METRICS_ADDRESS", "METRICS_TOKEN"),
+        web_token=check_token(None, values["WEB_TOKEN"], "--listen", "WEB_TOKEN"),
         notices=tuple(filter(None, [unknown_settings_notice(env_file, from_file)])) if env_file else (),
     )
 

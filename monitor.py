@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--once", action="store_true", help="print the table once and exit")
     mode.add_argument("--json", action="store_true", help="print the table's figures as JSON and exit")
     mode.add_argument("--chart", type=Path, metavar="FILE.png", help="write a PNG chart of the price history")
+    mode.add_argument("--web", action="store_true",
+                      help="serve the board over HTTP: a JSON API and a live stream of boards (docs/monitor.md)")
+    parser.add_argument("--listen", default="127.0.0.1:8765", metavar="HOST:PORT",
+                        help="with --web: where to listen (default 127.0.0.1:8765; any other address needs "
+                             "WEB_TOKEN)")
     parser.add_argument("--db", dest="DB_PATH", metavar="PATH", help="SQLite database file (DB_PATH)")
     parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                         help="seconds between refreshes of the live table (default 2)")
@@ -226,6 +231,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.chart:
             return chart_history(settings.db_path, args)
+        if args.web:
+            from web.server import serve_web  # the web stack loads only for --web
+
+            return serve_web(settings, args)
         if args.once or args.json or not sys.stdout.isatty():
             return print_once(settings.db_path, args)
         return watch_live(settings.db_path, args)
