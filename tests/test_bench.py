@@ -79,3 +79,14 @@ def test_monitor_scale_reports_the_board_chart_writes_and_rebuild(kafka_broker):
                      r"database, [\d,]+ into an empty one; ratio \d+\.\d\d \(target: at least 0.8\); rounds "
                      r"large/empty: [\d,]+/[\d,]+, [\d,]+/[\d,]+$", out, re.MULTILINE), out
     assert re.search(r"alert rebuild on start, 20 symbols, 4 rules: \d+\.\d\d s", out), out
+
+
+def test_web_latency_reports_both_stream_counts_the_idle_cpu_and_the_first_paints(kafka_broker):
+    out = run_bench(kafka_broker, "web_latency.py", "--rows", "20000", "--symbols", "20", "--rounds", "3",
+                    "--clients", "10", "--idle-seconds", "1")
+    assert re.search(r"built 20,000 quotes of 20 symbols in \d+ s", out), out
+    for clients, arrivals in ((1, 3), (10, 30)):
+        assert re.search(rf"commit to event, +{clients} stream\(s\): p50 \d+ ms, p99 \d+ ms, max \d+ ms "
+                         rf"\({arrivals} arrivals\)", out), out
+    assert re.search(r"server CPU with 10 idle streams: \d+\.\d% of one core", out), out
+    assert re.search(r"first board row in Chromium: \d+ ms; 1-year chart drawn: \d+ ms", out), out

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from alphavantage_standin import recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, script_env
@@ -67,6 +68,10 @@ def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, 
             time.sleep(0.5)
         else:
             pytest.fail(log_path.read_text())
+        # The live page says where it is, and serves the same board.
+        wait_until(lambda: "web page at http://127.0.0.1:8765/" in log_path.read_text(), 30, log_path.read_text())
+        board = requests.get("http://127.0.0.1:8765/api/board", timeout=10).json()
+        assert [line["symbol"] for line in board["symbols"]] == ["IBM"]
         # One METRICS_ADDRESS: the producer listens on it, the consumer on the next port.
         assert scrape(f"http://127.0.0.1:{port}").value("stockmon_market_open") is not None
         wait_until(lambda: scrape(f"http://127.0.0.1:{port + 1}").value("stockmon_rows_stored_total") == 1, 30,
