@@ -85,10 +85,11 @@ class BoardFeed:
         while True:
             try:
                 data = await asyncio.to_thread(self._step)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # a bad moment (a locked or replaced file) must not end the feed for good
                 log.warning("cannot read %s: %s; trying again", self.path, exc)
                 self._close()
                 data = None
+                await asyncio.sleep(1.0)
             if data is not None:
                 self.publish(data)
             await asyncio.sleep(self.check)

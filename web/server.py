@@ -75,6 +75,8 @@ def serve_web(settings: Settings, args: argparse.Namespace) -> int:
     guarded = ", token required" if token else ""
     log.info("web page at %s/ (JSON at %s/api/board) for %s%s", address.url(port), address.url(port),
              settings.db_path, guarded)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    # log_config=None: uvicorn's lines go through the monitor's own logging (LOG_FORMAT, secrets masked).
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
     return ExitCode.OK

@@ -7,7 +7,7 @@ const state = {
   board: null,
   sort: { key: null, reverse: false },  // null: the server's order (by symbol)
   filter: "",
-  seenAlerts: null,  // the alerts of the first board: only later ones are news
+  seenAlerts: null,  // alert key -> when first seen; those of the first board are not news
   prices: new Map(),  // symbol -> last price shown, to flash a row that moved
   chart: null,  // {symbol, range, chart, price, volume, markers}
 };
@@ -123,11 +123,18 @@ function alertKey(alert) {
   return `${alert.symbol}|${alert.rule}|${alert.ts}`;
 }
 
+const NEW_FOR_MS = 10000;  // an alert that came while the page was open stays marked new this long
+
 function renderAlerts(alerts) {
   const fresh = state.seenAlerts === null ? [] : alerts.filter((alert) => !state.seenAlerts.has(alertKey(alert)));
-  state.seenAlerts = new Set([...(state.seenAlerts || []), ...alerts.map(alertKey)]);
+  const firstBoard = state.seenAlerts === null;
+  state.seenAlerts = state.seenAlerts || new Map();  // key -> when it was first seen (0: on the first board)
+  for (const alert of alerts) {
+    if (!state.seenAlerts.has(alertKey(alert))) state.seenAlerts.set(alertKey(alert), firstBoard ? 0 : Date.now());
+  }
   const items = alerts.map((alert) => {
-    const item = element("li", fresh.includes(alert) ? "new" : "");
+    const seen = state.seenAlerts.get(alertKey(alert));
+    const item = element("li", seen && Date.now() - seen < NEW_FOR_MS ? "new" : "");
     item.append(
       element("time", "muted", new Date(alert.ts).toLocaleString([], { month: "2-digit", day: "2-digit",
         hour: "2-digit", minute: "2-digit" })),
@@ -155,7 +162,9 @@ function render(board) {
   $("#as-of").textContent = `as of ${new Date(board.as_of).toLocaleString()} from ${board.database}`;
   renderBoard();
   renderAlerts(board.alerts);
-  if (state.chart && board.symbols.some((line) => line.symbol === state.chart.symbol)) {
+  const charted = state.chart && board.symbols.find((line) => line.symbol === state.chart.symbol);
+  if (charted && charted.ts !== state.chart.newest) {  // only a new quote of that symbol redraws it
+    state.chart.newest = charted.ts;
     refreshChartSoon();
   }
 }
