@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import consumer
+import monitor
 import producer
 from conftest import PROJECT_DIR
 from ingest.metrics import ConsumerMetrics
@@ -21,7 +22,9 @@ from polling.metrics import ProducerMetrics
 
 DEPLOY = PROJECT_DIR / "deploy"
 UNITS = {"producer": DEPLOY / "systemd" / "stockmon-producer.service",
-         "consumer": DEPLOY / "systemd" / "stockmon-consumer.service"}
+         "consumer": DEPLOY / "systemd" / "stockmon-consumer.service",
+         "web": DEPLOY / "systemd" / "stockmon-web.service"}
+SCRIPTS = {"producer": producer, "consumer": consumer, "web": monitor}
 PROMETHEUS = DEPLOY / "prometheus"
 
 
@@ -51,8 +54,8 @@ def test_systemd_accepts_the_unit_without_a_warning(name: str, tmp_path: Path) -
 def test_the_unit_runs_the_script_with_flags_it_accepts_and_a_restart_policy(name: str) -> None:
     text = UNITS[name].read_text()
     python, script, *args = exec_start(UNITS[name])
-    assert (python, script) == ("/opt/stockmon/.venv/bin/python", f"/opt/stockmon/{name}.py")
-    parsed = {"producer": producer, "consumer": consumer}[name].build_parser().parse_args(args)
+    assert (python, script) == ("/opt/stockmon/.venv/bin/python", f"/opt/stockmon/{SCRIPTS[name].__name__}.py")
+    parsed = SCRIPTS[name].build_parser().parse_args(args)
     assert parsed.env_file == "/etc/stockmon/stockmon.env"
     assert "Restart=on-failure" in text and "RestartPreventExitStatus=2 3" in text
     assert "User=stockmon" in text and "WorkingDirectory=/var/lib/stockmon" in text
