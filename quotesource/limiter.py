@@ -140,9 +140,13 @@ class RateLimiter:
         return self._day_count if _utc_day(now) == self._day else 0
 
     def calls_left_in_minute(self, now: float | None = None) -> int:
-        """Calls that may still start in the current 60 s window (a call counts until a minute after its answer)."""
+        """Calls that may still start in the current 60 s window, counted as delay() counts them: a call
+        counts until a minute after its own answer and every earlier call's, and while in flight."""
         now = self.clock() if now is None else now
-        counting = sum(1 for call in self._calls if call.ended is None or call.ended + WINDOW_SECONDS > now)
+        settled, counting = self._settled, 0
+        for call in self._calls:
+            settled = math.inf if call.ended is None else max(settled, call.ended)
+            counting += settled + WINDOW_SECONDS > now
         return max(0, self.per_minute - counting)
 
     def calls_left_today(self, now: float | None = None) -> int | None:

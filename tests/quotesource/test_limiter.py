@@ -203,3 +203,27 @@ def test_no_daily_limit_with_requests_per_day_0_until_the_server_says_otherwise(
     assert limiter.day_exhausted()
     midnight = datetime(2026, 11, 25, tzinfo=UTC).timestamp()
     assert limiter.delay() == pytest.approx(midnight - clock.now)
+
+
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(0, 70), st.booleans()), min_size=1, max_size=12),
+       st.floats(0, 200))
+def test_the_calls_left_in_the_minute_agree_with_the_wait(calls, later):
+    """stockmon_api_calls_left{window="minute"} counts as delay() does (answers out of order, some calls
+    still in flight): none left means the next call must wait; once every call is answered, waiting out
+    delay() leaves at least one, and one left means only the spacing between calls holds the next back."""
+    limiter = RateLimiter(per_minute=3, per_day=0, in_flight=3, clock=lambda: 0.0)
+    now, last_end = 0.0, 0.0
+    for gap, latency, answered in calls:
+        now += gap
+        call = limiter.record(now=now)
+        if answered:
+            limiter.finish(call, now=now + latency)
+            last_end = max(last_end, now + latency)
+    now = max(now, last_end) + later
+    if limiter.calls_left_in_minute(now=now) == 0:
+        assert limiter.delay(now=now) > 0
+    if all(answered for _, _, answered in calls):
+        waited = now + limiter.delay(now=now) + 1e-6  # the wait is a float difference: its sum may fall short
+        assert limiter.calls_left_in_minute(now=waited) >= 1
+        if limiter.calls_left_in_minute(now=now) > 0:  # then only the spacing between calls may hold one back
+            assert limiter.delay(now=now) <= limiter.min_interval + 1e-9
