@@ -178,14 +178,20 @@ def read_env_file(env_file: str | Path | None, required: bool = False) -> dict[s
         raise ConfigError("--env-file", f"cannot read {str(env_file)!r}: {problem}") from None
 
 
+def guess_setting(name: str) -> str | None:
+    """The setting a name that is not one was likely meant to be (a typo, lower case), if any."""
+    if name.upper() in DEFAULTS:
+        return name.upper()
+    return next(iter(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.8)), None)
+
+
 def unknown_settings_notice(env_file: str | Path, names: Iterable[str]) -> str | None:
     """One line about names in the env file that are not settings but look like one (a typo, lower case)."""
     guesses = []
     for name in names:
         if name in DEFAULTS:
             continue
-        match = name.upper() if name.upper() in DEFAULTS else next(
-            iter(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.8)), None)
+        match = guess_setting(name)
         if match:
             guesses.append(f"{name!r} (did you mean {match}?)")
     if not guesses:

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import PROJECT_DIR, bench_settings, broker, fresh_name, quote_message
+from harness import PROJECT_DIR, bench_settings, broker, fresh_name, percentile, quote_message
 from kafka import KafkaProducer
 
 from config import load_settings
@@ -115,11 +115,6 @@ class Run:
     latencies: list[float]
     sent: int
     offered: float
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def row_key(key: bytes, value: bytes) -> Key:

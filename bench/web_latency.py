@@ -34,14 +34,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import PROJECT_DIR, percentile
 from monitor_scale import build, symbols
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-import db  # noqa: E402
-from common.timestamps import format_time  # noqa: E402
-from streaming.messages import QuoteRow  # noqa: E402
+import db
+from common.timestamps import format_time
+from streaming.messages import QuoteRow
 
 MARKER = "ZZBENCH"
 SERVING = re.compile(r"web page at (http://\S+)/ ")
@@ -163,11 +161,6 @@ def first_paint(url: str, symbol: str) -> tuple[float, float]:
         browser.close()
     print(f"  the 1-year chart of {symbol}: {points} points drawn")
     return board, chart
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main(argv: list[str] | None = None) -> int:

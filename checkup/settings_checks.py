@@ -3,14 +3,13 @@ URLs and the polling hours now."""
 
 from __future__ import annotations
 
-import difflib
 import socket
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 from checkup.finding import Finding, fail, ok, warn
-from config import DEFAULTS, Settings
+from config import DEFAULTS, Settings, guess_setting
 from market.hours import PollingHours
 from notify.channels import ChannelError, check_channels
 from polling.readiness import polling_hours_now
@@ -28,8 +27,7 @@ def env_file_names(env_file: Path, names: Iterable[str]) -> Finding:
         return ok(str(env_file), "every name in it is a setting")
     described = []
     for name in unknown:
-        match = name.upper() if name.upper() in DEFAULTS else next(
-            iter(difflib.get_close_matches(name.upper(), DEFAULTS, n=1, cutoff=0.8)), None)
+        match = guess_setting(name)
         described.append(f"{name} (did you mean {match}?)" if match else name)
     return warn(str(env_file), f"not settings, ignored: {', '.join(described)}")
 
@@ -52,10 +50,9 @@ def metrics_listener(settings: Settings) -> Finding:
         return ok("METRICS_ADDRESS", "empty: no metrics or health listener")
     if address.port == 0:
         return ok("METRICS_ADDRESS", f"{address.host}, a free port chosen at start (the log says which)")
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    where = address.url()[len("http://"):]
+    where = address.host_port()
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
+        with socket.socket(address.family, socket.SOCK_STREAM) as probe:
             probe.bind((address.host, address.port))
     except OSError as exc:
         return warn("METRICS_ADDRESS", f"{where} cannot be bound now ({exc.strerror or exc}): a running "

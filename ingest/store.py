@@ -127,18 +127,20 @@ class QuoteStore:
             self.delivery.wake()
         if alerts and self.outbox:
             self.outbox.note_new()
-            published = self.outbox.publish(wait=1.0)
-            if self.metrics and published:
-                self.metrics.alerts_published.inc(published)
+            self._publish_alerts(wait=1.0)
         return stored
 
     def between_polls(self) -> None:
         """Retry alerts the topic has not taken yet, without waiting (cheap when there are none), and
         say what was stored if its line is due."""
         if self.outbox:
-            published = self.outbox.publish()
-            if self.metrics and published:
-                self.metrics.alerts_published.inc(published)
+            self._publish_alerts()
         self.stored_log.flush()
+
+    def _publish_alerts(self, wait: float = 0.0) -> None:
+        assert self.outbox is not None
+        published = self.outbox.publish(wait=wait)
+        if self.metrics and published:
+            self.metrics.alerts_published.inc(published)
 
 

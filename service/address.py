@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 
 from common.setting_values import ConfigError
@@ -26,9 +27,17 @@ class ListenAddress:
         except ValueError:
             return False  # a host name: whatever it resolves to may be reachable from elsewhere
 
-    def url(self, port: int | None = None) -> str:
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def host_port(self, port: int | None = None) -> str:
+        """'127.0.0.1:9464', '[::1]:9464': as the user writes it (port: the one bound, for port 0)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port if port is None else port}"
+        return f"{host}:{self.port if port is None else port}"
+
+    def url(self, port: int | None = None) -> str:
+        return f"http://{self.host_port(port)}"
 
 
 def parse_listen_address(name: str, text: str) -> ListenAddress | None:

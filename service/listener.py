@@ -95,12 +95,12 @@ class Listener:
 
     def start(self) -> int:
         """Bind and serve; return the port (the one chosen when the address asked for port 0)."""
-        server_class = _ThreadingServer6 if ":" in self.address.host else _ThreadingServer
+        server_class = _ThreadingServer6 if self.address.family == socket.AF_INET6 else _ThreadingServer
         try:
             self._server = make_server(self.address.host, self.address.port, self.app,
                                        server_class=server_class, handler_class=_QuietHandler)
         except OSError as exc:
-            raise ListenerError(f"cannot listen on {self.address.url()[7:]}: "
+            raise ListenerError(f"cannot listen on {self.address.host_port()}: "
                                 f"{exc.strerror or type(exc).__name__}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-listener", daemon=True)
         self._thread.start()

@@ -101,29 +101,51 @@ def board_lines(board: Board, hint: str = "", rows: Sequence[SymbolLine] | None 
     return lines
 
 
+def symbol_texts(line: SymbolLine) -> dict[str, str]:
+    """Each of a symbol's figures as the board writes it (the web page shows these same texts)."""
+    return {
+        "price": format_price(line.price),
+        "arrow": arrow(line.change),
+        "direction": direction(line.change),
+        "change": format_price(line.change, line.reference_price, signed=True),
+        "change_percent": f"{line.change_percent:+.2f}%",
+        "reference_marker": "" if line.reference == PREVIOUS_CLOSE else "*",  # the footnote's star
+        "day_low": format_price(line.day_low),
+        "day_high": format_price(line.day_high),
+        "trend": sparkline(line.recent),
+        "age": format_age(line.age_seconds),
+    }
+
+
+def alert_texts(alert: AlertRow) -> dict[str, str]:
+    """An alert's move and prices as the board writes them."""
+    up = 1 if alert.direction == "up" else -1
+    return {"move": f"{alert.symbol} {arrow(up)} {alert.move_percent:+.2f}%", "direction": direction(up),
+            "prices": f"{format_price(alert.price)} from {format_price(alert.reference_price)}"}
+
+
 def _symbol_row(line: SymbolLine, width: int, spark_width: int) -> Line:
-    arrow, style = _direction_style(line.change)
-    marker = " " if line.reference == PREVIOUS_CLOSE else "*"
-    like = line.reference_price
-    age = format_age(line.age_seconds)
+    style = _direction_style(line.change)[1]
+    text = symbol_texts(line)
     return [
         (f"{line.symbol:<{width}}  ", HEADER),
-        (f"{format_price(line.price):>11} {arrow}", style),
-        (f" {format_price(line.change, like, signed=True):>9}", style),
-        (f" {line.change_percent:>+7.2f}%{marker}", style),
-        (f" {format_price(line.day_low):>10} {format_price(line.day_high):>10}  ", ""),
-        (f"{sparkline(line.recent):<{spark_width}}", style),
-        (f"  {age:>6}", STALE if line.stale else ""),
+        (f"{text['price']:>11} {text['arrow']}", style),
+        (f" {text['change']:>9}", style),
+        (f" {text['change_percent']:>8}{text['reference_marker'] or ' '}", style),
+        (f" {text['day_low']:>10} {text['day_high']:>10}  ", ""),
+        (f"{text['trend']:<{spark_width}}", style),
+        (f"  {text['age']:>6}", STALE if line.stale else ""),
         (" stale", STALE) if line.stale else ("", ""),
     ]
 
 
 def _alert_row(alert: AlertRow) -> Line:
-    arrow, style = _direction_style(1 if alert.direction == "up" else -1)
+    style = _direction_style(1 if alert.direction == "up" else -1)[1]
+    text = alert_texts(alert)
     return [
         (f"  {local_time(alert.ts, '%m-%d %H:%M %Z')}  ", ""),
-        (f"{alert.symbol} {arrow} {alert.move_percent:+.2f}%", style),
-        (f"  {format_price(alert.price)} from {format_price(alert.reference_price)}  ", ""),
+        (text["move"], style),
+        (f"  {text['prices']}  ", ""),
         (f"[{alert.rule}]", SAME),
     ]
 

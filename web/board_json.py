@@ -5,33 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.durations import format_age
-from streaming.messages import AlertRow
-from view.board import PREVIOUS_CLOSE, Board, SymbolLine, board_as_json
-from view.board_text import arrow, direction, format_price, sparkline
+from view.board import Board, SymbolLine, board_as_json
+from view.board_text import alert_texts, symbol_texts
 
 
 def shown_line(line: SymbolLine) -> dict[str, Any]:
-    marker = "" if line.reference == PREVIOUS_CLOSE else "*"
-    return {
-        "price": format_price(line.price),
-        "arrow": arrow(line.change),
-        "direction": direction(line.change),
-        "change": format_price(line.change, line.reference_price, signed=True),
-        "change_percent": f"{line.change_percent:+.2f}%{marker}",
-        "day_low": format_price(line.day_low),
-        "day_high": format_price(line.day_high),
-        "volume": "" if line.volume is None else f"{line.volume:,}",
-        "trend": sparkline(line.recent),
-        "age": format_age(line.age_seconds),
-        "entitlement": line.entitlement or "end of day",
-    }
-
-
-def shown_alert(alert: AlertRow) -> dict[str, Any]:
-    up = 1 if alert.direction == "up" else -1
-    return {"move": f"{alert.symbol} {arrow(up)} {alert.move_percent:+.2f}%", "direction": direction(up),
-            "prices": f"{format_price(alert.price)} from {format_price(alert.reference_price)}"}
+    text = symbol_texts(line)
+    return {**text, "change_percent": text["change_percent"] + text["reference_marker"],
+            "volume": "" if line.volume is None else f"{line.volume:,}",
+            "entitlement": line.entitlement or "end of day"}
 
 
 def web_board(board: Board) -> dict[str, Any]:
@@ -39,5 +21,5 @@ def web_board(board: Board) -> dict[str, Any]:
     for entry, line in zip(data["symbols"], board.lines, strict=True):
         entry["shown"] = shown_line(line)
     for entry, alert in zip(data["alerts"], board.alerts, strict=True):
-        entry["shown"] = shown_alert(alert)
+        entry["shown"] = alert_texts(alert)
     return data

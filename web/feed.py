@@ -35,7 +35,7 @@ class BoardEvent:
 
 class Subscriber:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[BoardEvent | None] = asyncio.Queue(QUEUE_EVENTS)
+        self.queue: asyncio.Queue[BoardEvent] = asyncio.Queue(QUEUE_EVENTS)
         self.dropped = False
 
 
@@ -122,7 +122,7 @@ class BoardFeed:
                 yield current
             while True:
                 event = await subscriber.queue.get()
-                if event is None or subscriber.dropped:
+                if subscriber.dropped:
                     return
                 if event.number > current.number:  # one queued while waiting for the first is no news
                     current = event

@@ -45,15 +45,14 @@ def board_builder(settings: Settings, args: argparse.Namespace):
 
 def bind(address: ListenAddress) -> socket.socket:
     """The listening socket, bound here so that a taken port is one clear line before anything starts."""
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address.host, address.port))
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError("--listen", f"cannot listen on {address.url()[len('http://'):]}: "
+        raise ConfigError("--listen", f"cannot listen on {address.host_port()}: "
                                       f"{exc.strerror or type(exc).__name__}") from None
     sock.set_inheritable(True)
     return sock
