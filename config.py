@@ -12,11 +12,12 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from alerts.rules import Rule, RuleError, parse_rules
+from alerts.rules import MoveRule, Rule, RuleError, parse_rules
 from common.cli import print_error
 from common.redact import configure_logging
 from common.setting_values import (
@@ -31,6 +32,7 @@ from common.setting_values import (
     whole_number,
 )
 from common.symbols import SYMBOL_PATTERN
+from history.retention import Retention, read_retention
 from market.hours import POLL_MODES
 from notify.channels import shown, split_urls, url_secrets
 from service.address import ListenAddress, check_token, parse_listen_address
@@ -77,6 +79,11 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("NOTIFY_URLS", "", "where consumer.py sends each alert: apprise URLs separated by spaces, e.g. "
                         "json://host/path tgram://token/chat mailtos://user:password@host (secret; empty: none)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
+    ("RETAIN_QUOTES", "forever", "how long consumer.py keeps raw quotes: 30d, 12w, 1y or forever (older ones are "
+                                 "purged hourly; their 1-minute and daily bars stay)"),
+    ("RETAIN_MINUTE_BARS", "forever", "how long 1-minute bars are kept (at least RETAIN_QUOTES)"),
+    ("RETAIN_DAILY_BARS", "forever", "how long daily bars are kept (at least RETAIN_MINUTE_BARS)"),
+    ("RETAIN_ALERTS", "forever", "how long alerts are kept once published and sent to every channel"),
     ("PRODUCER_STATE_PATH", "producer_state.json", "where producer.py remembers its call budget and what it published"),
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     ("LOG_FORMAT", "text", "text (for people) or json (one object per line, for journald, Loki, log shippers)"),
@@ -118,6 +125,7 @@ class Settings:
     sasl_password: str = field(repr=False)
     ssl_cafile: str
     db_path: Path
+    retention: Retention
     state_path: Path
     log_level: str
     log_format: str  # text or json
@@ -219,6 +227,8 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
     sasl_mechanism = choice("KAFKA_SASL_MECHANISM", values["KAFKA_SASL_MECHANISM"], SASL_MECHANISMS,
                              upper=True)
     metrics_address = parse_listen_address("METRICS_ADDRESS", values["METRICS_ADDRESS"])
+    alert_rules = _alert_rules(values["ALERT_RULES"])
+    windows = [rule.window for rule in alert_rules if isinstance(rule, MoveRule)]
     if security_protocol.startswith("SASL") and not sasl_mechanism:
         raise ConfigError("KAFKA_SASL_MECHANISM", f"must be set when KAFKA_SECURITY_PROTOCOL is {security_protocol}")
     return Settings(
@@ -240,7 +250,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         group_id=non_empty("KAFKA_GROUP_ID", values["KAFKA_GROUP_ID"]),
         fetch_max_wait_ms=fetch_max_wait_ms(values["KAFKA_FETCH_MAX_WAIT_MS"]),
         alerts_topic=topic_name("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
-        alert_rules=_alert_rules(values["ALERT_RULES"]),
+        alert_rules=alert_rules,
         notify_urls=_notify_urls(values["NOTIFY_URLS"]),
         security_protocol=security_protocol,
         sasl_mechanism=sasl_mechanism,
@@ -248,6 +258,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         sasl_password=values["KAFKA_SASL_PASSWORD"],
         ssl_cafile=values["KAFKA_SSL_CAFILE"].strip(),
         db_path=Path(non_empty("DB_PATH", values["DB_PATH"])),
+        retention=read_retention(values, max(windows, default=timedelta(0))),
         state_path=Path(non_empty("PRODUCER_STATE_PATH", values["PRODUCER_STATE_PATH"])),
         log_level=choice("LOG_LEVEL", values["LOG_LEVEL"], LOG_LEVELS, upper=True),
         log_format=choice("LOG_FORMAT", values["LOG_FORMAT"].lower(), LOG_FORMATS),

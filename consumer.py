@@ -27,6 +27,8 @@ from alerts.engine import AlertEngine
 from alerts.outbox import AlertOutbox, count_unpublished_alerts, process_identity
 from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
 from config import Settings, add_common_arguments, settings_epilog, settings_from_args
+from history.housekeeper import Housekeeper
+from history.vacuum import convert_to_incremental
 from ingest.metrics import ConsumerMetrics
 from ingest.readiness import ConsumerReadiness
 from ingest.reload import RuleReloader
@@ -192,6 +194,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     try:
+        convert_to_incremental(connection, settings.db_path)
+    except sqlite3.Error as exc:  # a full disk: VACUUM needs room for a copy
+        print_error("consumer", f"cannot convert {settings.db_path} to incremental vacuum: {exc}")
+        connection.close()
+        return ExitCode.STORAGE
+    try:
         channels = check_channels(settings.notify_urls)
     except ChannelError as exc:
         print_error("consumer", f"NOTIFY_URLS: {exc}")
@@ -248,8 +256,11 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
     reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules,
                             settings.notify_urls, switch_channels)
     reloader.install()
+    housekeeper = Housekeeper(settings.db_path, lambda: db.connect(settings.db_path, busy_timeout=1.0),
+                              settings.retention)
     try:
         switch_channels(channels)
+        housekeeper.start()
         readiness.watch = watch = ConnectionWatch(consumer, settings.bootstrap_servers)
 
         def between_batches() -> None:
@@ -264,6 +275,7 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
+        housekeeper.stop()
         if store.delivery:
             store.delivery.stop()
         consumer.close(autocommit=False)

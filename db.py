@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from history.bars import BARS_SCHEMA, write_bars
 from market.days import END_OF_TIME, quote_day
 from streaming.messages import AlertRow, QuoteRow
 
@@ -101,11 +102,13 @@ CREATE TABLE IF NOT EXISTS symbol_summary (
     close_ts    TEXT,
     close_price REAL
 ) WITHOUT ROWID;
-"""
+-- The roll-ups' catch-up over quotes stored before them, and the last purge (history/).
+CREATE TABLE IF NOT EXISTS history_state (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+""" + BARS_SCHEMA
 # PRAGMA user_version: 1 = alerts carry claims; 2 = quotes carry their entitlement, previous close and
-# extended-hours fields; 3 = symbol_summary; 4 = notify_channels. Older databases are upgraded in place
-# by connect().
-SCHEMA_VERSION = 4
+# extended-hours fields; 3 = symbol_summary; 4 = notify_channels; 5 = bars_1m, bars_1d, history_state.
+# Older databases are upgraded in place by connect().
+SCHEMA_VERSION = 5
 SUMMARY_VERSION = 3
 # Columns added since the first release, by the version that added them: (table, column, type).
 ADDED_COLUMNS = {
@@ -115,6 +118,7 @@ ADDED_COLUMNS = {
         ("stock_prices", "extended_hours_change_percent", "REAL")],
     3: [],
     4: [],
+    5: [],
 }
 
 # DO NOTHING on the natural keys only: a redelivered message (after a crash between the SQLite
@@ -224,6 +228,8 @@ def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
     try:
         # Setting up waits up to 30 s for a lock; the writes after that wait `busy_timeout` at a time.
         connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # A new database gives freed pages back to the disk on request (history/vacuum.py converts an old one).
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # WAL lets readers (sqlite3 shell, dashboards) query while the consumer writes.
         connection.execute("PRAGMA journal_mode=WAL")
         # FULL: each commit is on disk before it returns, so a batch whose Kafka offsets were
@@ -258,6 +264,10 @@ def upgrade(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM symbol_summary")
             write_summaries(connection, [summarize_symbol(connection, symbol, END_OF_TIME)
                                          for symbol in stored_symbols(connection, END_OF_TIME)])
+        if version < 5:  # the quotes stored so far are rolled up by history/catchup.py, a slice at a time
+            connection.execute("INSERT OR REPLACE INTO history_state SELECT name, value FROM (SELECT "
+                               "'catch_up_next_id' AS name, min(id) AS value FROM stock_prices UNION ALL SELECT "
+                               "'catch_up_end_id', max(id) FROM stock_prices) WHERE value IS NOT NULL")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
@@ -279,6 +289,7 @@ def save_batch(connection: sqlite3.Connection, rows: Sequence[QuoteRow],
         # row, or another with the same key, must not touch the summary.
         stored = [row for row in rows if connection.execute(INSERT_QUOTE, row).rowcount]
         update_summaries(connection, stored)
+        write_bars(connection, stored)
         connection.executemany(INSERT_REJECTED, rejected)
         if alerts:
             owner, when = (claim.owner, claim.when) if claim else (None, None)
@@ -346,6 +357,13 @@ def summarize_symbol(connection: sqlite3.Connection, symbol: str, until: str) ->
         "SELECT ts, price FROM stock_prices WHERE symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
         (symbol, day.start)).fetchone()
     earliest = connection.execute("SELECT min(ts) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
+    if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'bars_1d'").fetchone():
+        # Raw quotes may have been purged (RETAIN_QUOTES): the daily bars still know the close and the start.
+        close = close or connection.execute(
+            "SELECT last_ts, close FROM bars_1d WHERE symbol = ? AND day < ? AND last_ts < ? ORDER BY day DESC "
+            "LIMIT 1", (symbol, day.day, day.start)).fetchone()
+        first_bar = connection.execute("SELECT min(first_ts) FROM bars_1d WHERE symbol = ?", (symbol,)).fetchone()[0]
+        earliest = min(earliest, first_bar or earliest)
     return SymbolSummary(symbol, earliest, ts, price, change, trading_day, day.day, day.start, first_ts, first_price,
                          high, low, *(close or (None, None)))
 
@@ -355,28 +373,6 @@ def count_quotes(connection: sqlite3.Connection, symbol: str | None = None) -> i
     if symbol is None:
         return connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     return connection.execute("SELECT count(*) FROM stock_prices WHERE symbol = ?", (symbol,)).fetchone()[0]
-
-
-def recent_quotes(connection: sqlite3.Connection, symbol: str, lookback_seconds: float, count: int,
-                  until: str) -> list[tuple[str, float, str | None, int]]:
-    """(ts, price, trading_day, volume) of a symbol's last `count` quotes at or before `until` and of those up to
-    `lookback_seconds` before the latest, oldest first: what the alert rules look back over."""
-    within = connection.execute(
-        """SELECT ts, price, trading_day, volume FROM stock_prices
-           WHERE symbol = :symbol AND ts <= :until AND ts >= (
-               SELECT strftime('%Y-%m-%dT%H:%M:%fZ', max(ts), '-' || :lookback || ' seconds')
-               FROM stock_prices WHERE symbol = :symbol AND ts <= :until)""",
-        {"symbol": symbol, "lookback": lookback_seconds, "until": until}).fetchall()
-    last = connection.execute(
-        "SELECT ts, price, trading_day, volume FROM stock_prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT ?",
-        (symbol, until, count)).fetchall()
-    return sorted(set(within) | set(last))
-
-
-def last_alert_times(connection: sqlite3.Connection, symbol: str) -> dict[tuple[str, str], str]:
-    """When each (rule, direction) last fired for `symbol`: the ts of its newest alert."""
-    return {(rule, direction): ts for rule, direction, ts in connection.execute(
-        "SELECT rule, direction, max(ts) FROM alerts WHERE symbol = ? GROUP BY rule, direction", (symbol,))}
 
 
 def stored_symbols(connection: sqlite3.Connection, until: str) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import db
+from alerts.lookback import last_alert_times, recent_quotes
 from alerts.rules import (
     AverageRule,
     GapRule,
@@ -247,13 +248,13 @@ class AlertEngine:
         """Replay the stored history the rules look back over, firing nothing, to rebuild the state."""
         state = SymbolState(tuple(rule for rule in self.rules if rule.applies_to(symbol)))
         if state.cooldowns:  # when each rule last fired: a restart does not reopen a cooldown
-            for (text, direction), ts in db.last_alert_times(self.connection, symbol).items():
+            for (text, direction), ts in last_alert_times(self.connection, symbol).items():
                 if text in state.cooldowns:
                     state.last_fired[text, direction] = seconds_of(ts)
         lookback = longest_window(state.rules, symbol).total_seconds()
         # A quote stamped far in the future (stored before such quotes were refused) would make every
         # real quote after it look late and fire nothing: the replay stops at the plausible present.
-        for ts, price, trading_day, volume in db.recent_quotes(self.connection, symbol, lookback,
+        for ts, price, trading_day, volume in recent_quotes(self.connection, symbol, lookback,
                                                                quotes_needed(state.rules, symbol),
                                                                future_limit(self.clock())):
             state.evaluate(symbol, ts, price, "", trading_day, volume)

@@ -91,7 +91,8 @@ def standin() -> Iterator[AlphaVantageStandIn]:
 
 
 # Every table of the schema: tests that check a run created nothing else (no injected table) compare to it.
-SCHEMA_TABLES = {"stock_prices", "rejected_messages", "alerts", "symbol_summary", "notify_channels"}
+SCHEMA_TABLES = {"stock_prices", "rejected_messages", "alerts", "symbol_summary", "notify_channels", "history_state",
+                 "bars_1m", "bars_1d"}
 
 
 def script_env(**settings: str) -> dict[str, str]:

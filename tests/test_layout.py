@@ -12,7 +12,7 @@ from conftest import PROJECT_DIR
 ROOT_MODULES = {"producer", "consumer", "monitor", "local_kafka", "doctor", "config", "db"}
 SCRIPTS = {"producer", "consumer", "monitor", "local_kafka", "doctor"}
 PACKAGES = {"common", "market", "quotesource", "streaming", "service", "polling", "alerts", "notify", "ingest", "view",
-            "checkup", "web"}
+            "checkup", "web", "history"}
 MOST_LINES = 400
 
 

@@ -1,0 +1,133 @@
+"""Deleting what is older than its retention, in small batches, each its own short transaction.
+
+Quotes go only once they are in their bars: the bars are written in the transaction that stores a
+quote, and the quotes the catch-up has not reached yet are never picked. A batch deletes whole rows
+and nothing else, so a crash between batches (kill -9 included) leaves every bar whole and every
+quote either kept or already rolled up; the next purge carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from common.timestamps import format_time
+from history.retention import Retention
+from history.state import LAST_PURGE_AT, pending_catch_up, write_state
+from market.calendar import MARKET_ZONE
+
+BATCH_ROWS = 2000  # a few milliseconds of the write lock on a 10M-row table
+
+
+@dataclass
+class PurgeReport:
+    """What a purge did: rows deleted per table, and the longest any one batch held the write lock."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    longest_lock: float = 0.0
+    seconds: float = 0.0
+
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+    def describe(self) -> str:
+        parts = [f"{count} {table}" for table, count in self.deleted.items() if count]
+        return ", ".join(parts) or "nothing"
+
+
+def _symbols(connection: sqlite3.Connection, table: str) -> list[str]:
+    """The table's symbols by a skip scan of its (symbol, ...) key: two seeks a symbol."""
+    found: list[str] = []
+    while row := connection.execute(f"SELECT symbol FROM {table} WHERE symbol > ? ORDER BY symbol LIMIT 1",
+                                    (found[-1] if found else "",)).fetchone():
+        found.append(row[0])
+    return found
+
+
+class Purge:
+    """One purge pass over every table with a retention, as of `now`."""
+
+    def __init__(self, connection: sqlite3.Connection, retention: Retention, now: datetime,
+                 keep_going: Callable[[], bool] = lambda: True, pause: Callable[[float], None] = time.sleep,
+                 batch_rows: int = BATCH_ROWS) -> None:
+        self.connection = connection
+        self.retention = retention
+        self.now = now
+        self.keep_going = keep_going
+        self.pause = pause
+        self.batch_rows = batch_rows
+        self.report = PurgeReport()
+
+    def cutoff(self, span: timedelta) -> str:
+        return format_time(self.now - span)
+
+    def run(self) -> PurgeReport:
+        """Purge quotes, minute bars, daily bars and alerts past their retention; stops early when asked."""
+        started = time.monotonic()
+        retention = self.retention
+        if retention.quotes is not None and pending_catch_up(self.connection) is None:
+            self._per_symbol("stock_prices", "ts", self.cutoff(retention.quotes))
+        if retention.minute_bars is not None:
+            self._per_symbol("bars_1m", "start", self.cutoff(retention.minute_bars))
+        if retention.daily_bars is not None:
+            day = (self.now - retention.daily_bars).astimezone(MARKET_ZONE).date().isoformat()
+            self._per_symbol("bars_1d", "day", day)
+        if retention.alerts is not None:
+            self._alerts(self.cutoff(retention.alerts))
+        if self.keep_going():
+            self._write(lambda: write_state(self.connection, LAST_PURGE_AT, format_time(self.now)))
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _write(self, action: Callable[[], int | None]) -> int:
+        """Run `action` in its own write transaction, timing how long it held the lock, then pause as long
+        (the consumer's next batch gets in between)."""
+        began = time.monotonic()
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = action() or 0
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        held = time.monotonic() - began
+        self.report.longest_lock = max(self.report.longest_lock, held)
+        self.pause(held)
+        return result
+
+    def _per_symbol(self, table: str, column: str, before: str) -> None:
+        # The rowid's own table has `id`; the bars tables have none (WITHOUT ROWID): their keys pick the rows.
+        for symbol in _symbols(self.connection, table):
+            while self.keep_going():
+                deleted = self._write(lambda symbol=symbol: self._delete_some(table, column, symbol, before))
+                self.report.deleted[table] = self.report.deleted.get(table, 0) + deleted
+                if deleted < self.batch_rows:
+                    break
+
+    def _delete_some(self, table: str, column: str, symbol: str, before: str) -> int:
+        if table == "stock_prices":
+            # Checked again in the transaction: a quote the catch-up has not reached is kept.
+            pending = pending_catch_up(self.connection)
+            first, last = pending if pending else (0, -1)
+            return self.connection.execute(
+                "DELETE FROM stock_prices WHERE id IN (SELECT id FROM stock_prices WHERE symbol = ? AND ts < ? "
+                "AND NOT id BETWEEN ? AND ? ORDER BY ts LIMIT ?)",
+                (symbol, before, first, last, self.batch_rows)).rowcount
+        return self.connection.execute(
+            f"DELETE FROM {table} WHERE symbol = ? AND {column} IN (SELECT {column} FROM {table} "
+            f"WHERE symbol = ? AND {column} < ? ORDER BY {column} LIMIT ?)",
+            (symbol, symbol, before, self.batch_rows)).rowcount
+
+    def _alerts(self, before: str) -> None:
+        """Alerts published to the topic and delivered to every notification channel; none still owed."""
+        while self.keep_going():
+            deleted = self._write(lambda: self.connection.execute(
+                "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE ts < ? AND published_at IS NOT NULL "
+                "AND id <= coalesce((SELECT min(last_alert_id) FROM notify_channels), id) ORDER BY ts LIMIT ?)",
+                (before, self.batch_rows)).rowcount)
+            self.report.deleted["alerts"] = self.report.deleted.get("alerts", 0) + deleted
+            if deleted < self.batch_rows:
+                break
