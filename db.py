@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from history.bars import BARS_SCHEMA, write_bars
+from history.state import CATCH_UP_END_ID, CATCH_UP_NEXT_ID, write_state
 from market.days import END_OF_TIME, quote_day
 from streaming.messages import AlertRow, QuoteRow
 
@@ -265,9 +266,10 @@ def upgrade(connection: sqlite3.Connection) -> None:
             write_summaries(connection, [summarize_symbol(connection, symbol, END_OF_TIME)
                                          for symbol in stored_symbols(connection, END_OF_TIME)])
         if version < 5:  # the quotes stored so far are rolled up by history/catchup.py, a slice at a time
-            connection.execute("INSERT OR REPLACE INTO history_state SELECT name, value FROM (SELECT "
-                               "'catch_up_next_id' AS name, min(id) AS value FROM stock_prices UNION ALL SELECT "
-                               "'catch_up_end_id', max(id) FROM stock_prices) WHERE value IS NOT NULL")
+            first, last = connection.execute("SELECT min(id), max(id) FROM stock_prices").fetchone()
+            if last is not None:
+                write_state(connection, CATCH_UP_NEXT_ID, first)
+                write_state(connection, CATCH_UP_END_ID, last)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
