@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from history.bars import UPSERT_DAY, UPSERT_MINUTE, day_contribution, fold_bars, minute_contribution
+from history.bars import UPSERT_DAY, UPSERT_MINUTE, bars_of
 from history.state import CATCH_UP_END_ID, CATCH_UP_NEXT_ID, pending_catch_up, write_state
 from streaming.messages import QuoteRow
 
@@ -27,8 +27,7 @@ def catch_up_slice(connection: sqlite3.Connection, first: int, last: int) -> int
     """Roll up the quotes with ids first..last and mark them done; return how many there were."""
     rows = [QuoteRow(*row) for row in connection.execute(
         f"SELECT {ROW_COLUMNS} FROM stock_prices WHERE id >= ? AND id <= ?", (first, last))]
-    minutes = [bar[:11] for bar in fold_bars(map(minute_contribution, rows))]
-    days = fold_bars(map(day_contribution, rows))
+    minutes, days = bars_of(rows)
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.executemany(UPSERT_MINUTE, minutes)

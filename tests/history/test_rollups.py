@@ -71,7 +71,7 @@ def test_a_day_with_a_session_close_takes_its_official_figures_whatever_came_fir
     assert connection.execute("SELECT count(*) FROM bars_1m").fetchone() == (2,)
 
 
-def test_the_sql_upsert_and_the_python_merge_agree_on_a_later_official_close(tmp_path):
+def test_a_later_official_close_stored_before_an_earlier_one_keeps_its_figures(tmp_path):
     connection = db.connect(tmp_path / "stocks.db")
     early = quote("IBM", "2026-12-01T21:00:00.000Z", 125.0, DAILY, volume=5)
     late = quote("IBM", "2026-12-01T21:00:01.000Z", 126.0, DAILY, volume=6)
