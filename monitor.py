@@ -23,6 +23,7 @@ from common.cli import ExitCode, print_error, run_guarded
 from common.durations import parse_duration
 from common.timestamps import format_time
 from config import ConfigError, Settings, parse_symbols, settings_epilog, settings_from_args
+from history.series import DAILY_BARS, MINUTE_BARS, QUOTES, Series
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
@@ -187,6 +188,16 @@ def live_lines(board: Board, view: View, hint: str, screen_rows: int) -> tuple[V
     return view, page_rows, board_lines(board, hint, rows=rows, status=status, more=more)
 
 
+POINT_NAMES = {QUOTES: "quote(s)", MINUTE_BARS: "1-minute bar(s)", DAILY_BARS: "daily bar(s)"}
+
+
+def point_counts(series: dict[str, Series]) -> str:
+    """'6 quote(s)', or '1,950 1-minute bar(s), 5 daily bar(s)' when a long span read bars."""
+    counts = {source: sum(len(found.points) for found in series.values() if found.source == source)
+              for source in POINT_NAMES}
+    return ", ".join(f"{count:,} {POINT_NAMES[source]}" for source, count in counts.items() if count)
+
+
 def chart_history(path: Path, args: argparse.Namespace) -> int:
     """Write the --chart PNG; exit 1 with one line when there is nothing to draw."""
     from view.chart import ChartRequest, write_chart
@@ -199,14 +210,15 @@ def chart_history(path: Path, args: argparse.Namespace) -> int:
     connection = open_for_reading(path)
     try:
         wanted = list(parse_symbols(args.symbols)) if args.symbols else None
-        history: dict[str, list[tuple[str, float]]] = {}
+        series: dict[str, Series] = {}
         alerts = []
         if has_table(connection, "stock_prices"):  # else: a database the consumer has not set up yet
             symbols = wanted or symbols_until(connection, format_time(until))
-            history = price_history(connection, symbols, format_time(since), format_time(until))
-            alerts = alerts_between(connection, list(history), format_time(since), format_time(until))
+            series = price_history(connection, symbols, format_time(since), format_time(until))
+            alerts = alerts_between(connection, list(series), format_time(since), format_time(until))
     finally:
         connection.close()
+    history = {symbol: [(point[0], point[1]) for point in found.points] for symbol, found in series.items()}
     period = f"{local_time(since, '%Y-%m-%d %H:%M')} to {local_time(until, '%Y-%m-%d %H:%M %Z')}"
     if not history:
         which = ", ".join(wanted) if wanted else "any symbol"
@@ -221,8 +233,7 @@ def chart_history(path: Path, args: argparse.Namespace) -> int:
     except OSError as exc:
         print_error("monitor", f"cannot write {str(args.chart)!r}: {exc.strerror or exc}")
         return ExitCode.FAILURE
-    quotes = sum(len(points) for points in history.values())
-    log.info("wrote %s (%dx%d): %d quote(s) of %s, %d alert(s), %s", args.chart, *args.size, quotes,
+    log.info("wrote %s (%dx%d): %s of %s, %d alert(s), %s", args.chart, *args.size, point_counts(series),
              ", ".join(history), len(alerts), period)
     return ExitCode.OK
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import db
+from history.series import Series, read_series
 from streaming.messages import AlertRow
 
 
@@ -80,16 +81,11 @@ def latest_alerts(connection: sqlite3.Connection, until: str, count: int) -> lis
 
 
 def price_history(connection: sqlite3.Connection, symbols: Sequence[str], since: str,
-                  until: str) -> dict[str, list[tuple[str, float]]]:
-    """(ts, price) per symbol between `since` and `until`, oldest first."""
-    history: dict[str, list[tuple[str, float]]] = {}
-    for symbol in symbols:
-        rows = connection.execute(
-            "SELECT ts, price FROM stock_prices WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts",
-            (symbol, since, until)).fetchall()
-        if rows:
-            history[symbol] = rows
-    return history
+                  until: str) -> dict[str, Series]:
+    """Every point per symbol between `since` and `until`, oldest first: raw quotes, or for a longer span
+    1-minute or daily bars (history/series.py). Symbols with none are left out."""
+    found = {symbol: read_series(connection, symbol, since, until, points=None) for symbol in symbols}
+    return {symbol: series for symbol, series in found.items() if series.points}
 
 
 def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since: str, until: str) -> list[AlertRow]:
@@ -100,30 +96,6 @@ def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since
     return [AlertRow(*row) for row in connection.execute(
         f"SELECT {db.ALERT_COLUMNS} FROM alerts WHERE symbol IN ({marks}) AND ts >= ? AND ts <= ? ORDER BY ts",
         (*symbols, since, until))]
-
-
-def price_buckets(connection: sqlite3.Connection, symbol: str, since: str, until: str,
-                  points: int) -> tuple[list[tuple[str, float, float, float, int]], bool]:
-    """(ts, close, high, low, volume) of the symbol between `since` and `until`, oldest first, at most
-    `points` of them: when more quotes are stored, one per equal slice of the time from the first of them
-    to `until` (its last quote's time and price, the slice's high, low and summed volume). True when it
-    was down-sampled."""
-    count, first = connection.execute("SELECT count(*), min(ts) FROM stock_prices WHERE symbol = ? AND ts >= ? "
-                                      "AND ts <= ?", (symbol, since, until)).fetchone()
-    since = first or since  # the slices span the quotes there are, not a year with a week of data in it
-    if count <= points:
-        rows = connection.execute("SELECT ts, price, price, price, volume FROM stock_prices "
-                                  "WHERE symbol = ? AND ts >= ? AND ts <= ? ORDER BY ts", (symbol, since, until))
-        return [tuple(row) for row in rows], False
-    # Each slice's last quote is found again by its (symbol, ts) key, the unique index.
-    rows = connection.execute(
-        "SELECT slice.last_ts, quote.price, slice.high, slice.low, slice.volume FROM ("
-        "  SELECT max(ts) AS last_ts, max(price) AS high, min(price) AS low, sum(volume) AS volume"
-        "  FROM stock_prices WHERE symbol = ? AND ts >= ? AND ts <= ?"
-        "  GROUP BY CAST((julianday(ts) - julianday(?)) * ? / (julianday(?) - julianday(?) + 1e-9) AS INTEGER)"
-        ") AS slice JOIN stock_prices AS quote ON quote.symbol = ? AND quote.ts = slice.last_ts ORDER BY slice.last_ts",
-        (symbol, since, until, since, points, until, since, symbol))
-    return [tuple(row) for row in rows], True
 
 
 def alerts_since(connection: sqlite3.Connection, since: str, until: str, limit: int) -> list[AlertRow]:

@@ -18,7 +18,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from common.timestamps import format_time
-from view.queries import alerts_between, alerts_since, open_for_reading, price_buckets
+from history.series import read_series
+from view.queries import alerts_between, alerts_since, open_for_reading
 from web import params
 from web.access import Guard
 from web.feed import BoardFeed
@@ -61,10 +62,11 @@ def create_app(feed: BoardFeed, db_path: Path, token: str = "",
         since, until = format_time(span.since), format_time(span.until)
 
         def read(connection: sqlite3.Connection) -> dict[str, Any]:
-            rows, downsampled = price_buckets(connection, symbol, since, until, points)
+            series = read_series(connection, symbol, since, until, points)
             marks = alerts_between(connection, [symbol], since, until)
-            return {"symbol": symbol, "since": since, "until": until, "downsampled": downsampled,
-                    "fields": ["ts", "price", "high", "low", "volume"], "points": rows,
+            return {"symbol": symbol, "since": since, "until": until, "source": series.source,
+                    "downsampled": series.downsampled, "fields": ["ts", "price", "high", "low", "volume"],
+                    "points": series.points,
                     "alerts": [alert._asdict() for alert in marks]}
 
         return await reading(read)

@@ -44,7 +44,9 @@ def test_quotes_are_down_sampled_to_the_points_asked_for(quotes_db: Path, tmp_pa
         whole = requests.get(f"{url}/api/quotes", params={**query, "points": "5000"}, timeout=10).json()
         default = requests.get(f"{url}/api/quotes", params=query, timeout=10).json()
         sampled = requests.get(f"{url}/api/quotes", params={**query, "points": "100"}, timeout=10).json()
-    assert whole["symbol"] == "IBM" and not whole["downsampled"] and len(whole["points"]) == 3000
+    # Over two days, a point a minute: the 1-minute bars, each the minute's bar (its own high and low).
+    assert whole["symbol"] == "IBM" and whole["source"] == "1m" and not whole["downsampled"]
+    assert len(whole["points"]) == 3000
     assert default["downsampled"] and len(default["points"]) <= 1000  # 1000 at most unless asked
     assert whole["fields"] == ["ts", "price", "high", "low", "volume"]
     # One point per slice of the range asked for: the slices after the newest quote are empty.
@@ -52,12 +54,29 @@ def test_quotes_are_down_sampled_to_the_points_asked_for(quotes_db: Path, tmp_pa
     everything = requests_all(quotes_db)
     assert sampled["points"][-1][:2] == list(everything[-1][:2])  # a slice's last quote: the newest is kept
     assert sum(point[4] for point in sampled["points"]) == sum(row[2] for row in everything)  # volume summed
-    assert max(point[2] for point in sampled["points"]) == max(row[1] for row in everything)
+    assert max(point[2] for point in sampled["points"]) == max(row[3] for row in everything) == 110
+    assert min(point[3] for point in sampled["points"]) == min(row[4] for row in everything) == 90
+
+
+def test_a_day_reads_raw_quotes_and_a_year_reads_daily_bars(quotes_db: Path, tmp_path: Path) -> None:
+    with web(quotes_db, tmp_path / "web.log") as url:
+        day = requests.get(f"{url}/api/quotes", params={
+            "symbol": "IBM", "since": "2026-12-02T00:00:00Z", "until": "2026-12-03T00:00:00Z"}, timeout=10).json()
+        year = requests.get(f"{url}/api/quotes", params={
+            "symbol": "IBM", "range": "1y", "until": "2026-12-04T00:00:00Z"}, timeout=10).json()
+    assert day["source"] == "quotes" and len(day["points"]) == 1000 and day["downsampled"]
+    # 3,000 minutes from 2026-12-01 14:30 UTC: three New York days, each ending at 05:00 UTC.
+    assert year["source"] == "1d" and not year["downsampled"]
+    assert [point[0] for point in year["points"]] == ["2026-12-02T04:59:00.000Z", "2026-12-03T04:59:00.000Z",
+                                                      "2026-12-03T16:29:00.000Z"]
+    everything = requests_all(quotes_db)
+    assert year["points"][-1][1] == everything[-1][1]
+    assert sum(point[4] for point in year["points"]) == sum(row[2] for row in everything)
 
 
 def requests_all(path: Path) -> list[tuple]:
     connection = sqlite3.connect(path)
-    rows = connection.execute("SELECT ts, price, volume FROM stock_prices ORDER BY ts").fetchall()
+    rows = connection.execute("SELECT ts, price, volume, high, low FROM stock_prices ORDER BY ts").fetchall()
     connection.close()
     return rows
 

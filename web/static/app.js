@@ -260,9 +260,11 @@ async function loadChart() {
   section.dataset.points = String(times.length);
   section.dataset.markers = String(markers.length);
   $("#chart-note").textContent = times.length
-    ? `${times.length} point(s)${data.downsampled ? ", down-sampled on the server" : ""}; drag to pan, scroll to zoom`
+    ? `${times.length} point(s) from ${SOURCE_NAMES[data.source] || "quotes"}${data.downsampled ? ", down-sampled on the server" : ""}; drag to pan, scroll to zoom`
     : "no quotes in this range";
 }
+
+const SOURCE_NAMES = { quotes: "quotes", "1m": "1-minute bars", "1d": "daily bars" };
 
 function nearest(times, time) {
   if (!times.length) return null;
