@@ -23,7 +23,7 @@ from common.cli import ExitCode, print_error, run_guarded
 from common.durations import parse_duration
 from common.timestamps import format_time
 from config import ConfigError, Settings, parse_symbols, settings_epilog, settings_from_args
-from history.series import DAILY_BARS, MINUTE_BARS, QUOTES, Series
+from history.series import ROW_NAMES, Series
 from market.calendar import TradingCalendar
 from market.hours import PollingHours
 from market.status import market_status
@@ -188,14 +188,11 @@ def live_lines(board: Board, view: View, hint: str, screen_rows: int) -> tuple[V
     return view, page_rows, board_lines(board, hint, rows=rows, status=status, more=more)
 
 
-POINT_NAMES = {QUOTES: "quote(s)", MINUTE_BARS: "1-minute bar(s)", DAILY_BARS: "daily bar(s)"}
-
-
 def point_counts(series: dict[str, Series]) -> str:
     """'6 quote(s)', or '1,950 1-minute bar(s), 5 daily bar(s)' when a long span read bars."""
     counts = {source: sum(len(found.points) for found in series.values() if found.source == source)
-              for source in POINT_NAMES}
-    return ", ".join(f"{count:,} {POINT_NAMES[source]}" for source, count in counts.items() if count)
+              for source in ROW_NAMES}
+    return ", ".join(f"{count:,} {ROW_NAMES[source]}" for source, count in counts.items() if count)
 
 
 def chart_history(path: Path, args: argparse.Namespace) -> int:

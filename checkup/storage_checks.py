@@ -1,23 +1,28 @@
-"""Doctor checks of the files: the database (opens, schema, integrity, takes a write, disk space) and
-the producer's state file."""
+"""Doctor checks of the files: the database (opens, schema, integrity, what it holds, takes a write, disk
+space) and the producer's state file."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import db
 from checkup.finding import Finding, fail, ok, warn
+from checkup.history_checks import history_checks
+from history.retention import Retention
 from ingest.readiness import database_writable
 from polling.readiness import writable_file
 
 # At premium rates the database grows by about 0.5 GB a trading day: below 1 GiB free it fills within days.
 LOW_DISK_BYTES = 1 << 30
+KEEP_EVERYTHING = Retention()
 
 
-def database_checks(path: Path) -> list[Finding]:
+def database_checks(path: Path, retention: Retention = KEEP_EVERYTHING, now: datetime | None = None) -> list[Finding]:
+    """The file's checks, then (at the current schema) what it holds and when the consumer next purges."""
     if not path.exists():
         creatable = writable_file(path)
         if not creatable.ok:
@@ -36,6 +41,8 @@ def database_checks(path: Path) -> list[Finding]:
             return [fail("DB_PATH", f"{path} cannot be read as an SQLite database: {exc}")]
         findings = [ok("DB_PATH", f"{path} opens ({file_size(path.stat().st_size)})"), schema(version),
                     integrity(connection)]
+        if version == db.SCHEMA_VERSION:
+            findings += history_checks(connection, retention, now or datetime.now(UTC))
     finally:
         connection.close()
     writable = database_writable(path)

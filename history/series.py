@@ -17,6 +17,7 @@ from history.state import pending_catch_up
 
 QUOTES, MINUTE_BARS, DAILY_BARS = "quotes", "1m", "1d"
 SOURCES = (QUOTES, MINUTE_BARS, DAILY_BARS)  # finest first
+ROW_NAMES = {QUOTES: "quote(s)", MINUTE_BARS: "1-minute bar(s)", DAILY_BARS: "daily bar(s)"}  # for log lines
 RAW_SPAN = timedelta(days=1)  # at one quote per 5 s, 17,280 rows a symbol
 MINUTE_SPAN = timedelta(days=31)  # at most 44,640 minutes a symbol
 

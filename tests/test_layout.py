@@ -9,8 +9,8 @@ from pathlib import Path
 from conftest import PROJECT_DIR
 
 # The scripts a user runs and the card's two modules; everything else lives in a package.
-ROOT_MODULES = {"producer", "consumer", "monitor", "local_kafka", "doctor", "config", "db"}
-SCRIPTS = {"producer", "consumer", "monitor", "local_kafka", "doctor"}
+ROOT_MODULES = {"producer", "consumer", "monitor", "local_kafka", "doctor", "export", "config", "db"}
+SCRIPTS = {"producer", "consumer", "monitor", "local_kafka", "doctor", "export"}
 PACKAGES = {"common", "market", "quotesource", "streaming", "service", "polling", "alerts", "notify", "ingest", "view",
             "checkup", "web", "history"}
 MOST_LINES = 400

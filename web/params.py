@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from common.symbols import SYMBOL_PATTERN
-from common.timestamps import format_time
+from common.timestamps import parse_moment
 
 MAX_POINTS = 5000
 MAX_ALERTS = 500
@@ -34,18 +34,9 @@ def moment(query: Mapping[str, str], name: str, default: datetime) -> datetime:
     if text is None or not text.strip():
         return default
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise BadParameter(f"{name} must be an ISO-8601 time such as 2026-12-03T14:30:00Z") from None
-    if parsed.tzinfo is None:
-        if len(text.strip()) > 10:
-            raise BadParameter(f"{name} needs a time zone (Z or +HH:MM): {text.strip()[:40]!r}")
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        format_time(parsed)
-    except OverflowError:
-        raise BadParameter(f"{name} is out of range") from None
-    return parsed
+        return parse_moment(text, name)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
 
 
 def count(query: Mapping[str, str], name: str, default: int, most: int) -> int:

@@ -85,6 +85,12 @@ def test_a_good_configuration_after_a_run_passes_and_shows_the_lag(kafka_broker:
         r"re:ok    DB_PATH: stocks\.db opens \(\d+ kB\)",
         f"ok    database schema: version {__import__('db').SCHEMA_VERSION}, current",
         "ok    database integrity: PRAGMA quick_check: ok",
+        r"re:ok    database rows: stock_prices [1-9]\d*, bars_1m [1-9]\d*, bars_1d [1-9]\d*, alerts \d+, "
+        r"rejected_messages 0; \d+\.\d MB of \d+\.\d MB is free pages",
+        r"re:ok    oldest quote: 20\d\d-\d\d-\d\d \d\d:\d\d UTC \(\d+ (days|h|min) ago\)",
+        "ok    retention: quotes forever, 1-minute bars forever, daily bars forever, alerts forever (RETAIN_* not "
+        "set: everything is kept)",
+        "ok    next purge: none: nothing has a retention",
         "ok    database write: stocks.db takes a write",
         r"re:(ok  |warn)  disk: (only )?\d+\.\d GB free on the disk of \.",
         "ok    PRODUCER_STATE_PATH: producer_state.json reads",
