@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,13 +50,14 @@ class CommitWatch:
     that alone added up to 45 ms to the measured p99 (measured with a broker-stamped topic).
     """
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, after_id: int = 0) -> None:
         self.stamps_path = db_path.with_suffix(".stamps")
         self.stamps_path.touch()
         self.seen: dict[Key, float] = {}
         self._unread = ""
         self._offset = 0
-        self._process = subprocess.Popen([sys.executable, __file__, "--watch", str(db_path)])
+        self._process = subprocess.Popen([sys.executable, __file__, "--watch", str(db_path),
+                                          "--after-id", str(after_id)])
 
     def _read_stamps(self) -> None:
         with self.stamps_path.open() as stamps:
@@ -84,14 +85,14 @@ class CommitWatch:
         self._read_stamps()
 
 
-def watch_commits(db_path: Path) -> None:
-    """The watcher process: poll the new rows every millisecond, write each one's first-seen time."""
+def watch_commits(db_path: Path, after_id: int = 0) -> None:
+    """The watcher process: poll the rows after `after_id` every millisecond, write each one's first-seen time."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not db_path.exists() and not stop.is_set():
         time.sleep(0.001)
     connection = sqlite3.connect(db_path)
-    last_id = 0
+    last_id = after_id
     with db_path.with_suffix(".stamps").open("a") as stamps:
         while not stop.is_set():
             try:
@@ -132,22 +133,30 @@ class Pipeline:
 
 
 @contextmanager
-def running_consumer(servers: str, workdir: Path, label: str) -> Iterator[Pipeline]:
-    """consumer.py on a fresh topic, group and database, joined to its group, until the block ends (SIGTERM)."""
-    topic, db_path = fresh_name(label), workdir / f"{fresh_name(label)}.db"
+def running_consumer(servers: str, workdir: Path, label: str, db_path: Path | None = None,
+                     settings_env: dict[str, str] | None = None, log_path: Path | None = None,
+                     first_message: tuple[bytes, bytes] | None = None) -> Iterator[Pipeline]:
+    """consumer.py on a fresh topic and group, and a fresh database unless `db_path` names one, joined to its
+    group, until the block ends (SIGTERM). `settings_env` adds settings; its log goes to `log_path` if given;
+    `first_message` (a quote the database does not hold yet) tells when it has joined."""
+    topic = fresh_name(label)
+    db_path = db_path or workdir / f"{fresh_name(label)}.db"
     settings = bench_settings(servers, topic, fresh_name(label), db_path)
     ensure_topic(settings)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "KAFKA_TOPIC": topic,
-           "KAFKA_GROUP_ID": settings.group_id, "DB_PATH": str(db_path), "LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
-                               env=env, stderr=subprocess.DEVNULL)
-    watch = CommitWatch(db_path)
+           "KAFKA_GROUP_ID": settings.group_id, "DB_PATH": str(db_path), "LOG_LEVEL": "WARNING",
+           **(settings_env or {})}
+    after_id = newest_id(db_path)
+    with open(log_path or os.devnull, "ab") as log:
+        process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
+                                   env=env, stderr=log)
+    watch = CommitWatch(db_path, after_id)
     producer = create_producer(settings)
     try:
         # A first quote reaches the database once the consumer has joined its group. It is a bar a
         # minute before the runs' first: its key is not among theirs, and its time is in the past
         # (the consumer sets aside quotes stamped in the future).
-        key, value = quote_message(-1)
+        key, value = first_message or quote_message(-1)
         producer.send(topic, key=key, value=value)
         if not watch.wait_for_rows(1, 60):
             raise SystemExit("e2e_latency: error: the first quote never reached the database; see consumer.py's log")
@@ -159,7 +168,19 @@ def running_consumer(servers: str, workdir: Path, label: str) -> Iterator[Pipeli
         process.wait(30)
 
 
-def send_at_rate(producer, topic: str, first: int, count: int, rate: float) -> tuple[dict[Key, float], float]:
+def newest_id(db_path: Path) -> int:
+    """The last stored row's id (0 for no database yet): the watcher stamps only the rows after it."""
+    if not db_path.exists():
+        return 0
+    connection = sqlite3.connect(db_path)
+    try:
+        return connection.execute("SELECT coalesce(max(id), 0) FROM stock_prices").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def send_at_rate(producer, topic: str, first: int, count: int, rate: float,
+                 message: Callable[[int], tuple[bytes, bytes]] = quote_message) -> tuple[dict[Key, float], float]:
     """Send messages first..first+count-1 evenly at `rate`; their send times, and the rate achieved."""
     sent: dict[Key, float] = {}
     started = time.monotonic()
@@ -167,7 +188,7 @@ def send_at_rate(producer, topic: str, first: int, count: int, rate: float) -> t
         delay = started + index / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        key, value = quote_message(first + index)
+        key, value = message(first + index)
         sent_at = time.time()
         producer.send(topic, key=key, value=value)
         sent[row_key(key, value)] = sent_at
@@ -245,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-quotes", type=int, default=20,
                         help="single quotes sent to an idle consumer, one at a time (default 20; 0: skip)")
     parser.add_argument("--watch", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--after-id", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.watch:
-        watch_commits(args.watch)
+        watch_commits(args.watch, args.after_id)
         return 0
 
     runs: list[Run] = []

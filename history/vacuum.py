@@ -52,12 +52,16 @@ def give_back_pages(connection: sqlite3.Connection, keep_going: Callable[[], boo
     longest = 0.0
     while keep_going() and (free := free_pages(connection)):
         began = time.monotonic()
-        # The pragma frees one page per step of its statement: fetching every row runs it to the end.
-        connection.execute(f"PRAGMA incremental_vacuum({min(free, step_pages)})").fetchall()
+        # The pragma frees one page per step of its statement, and execute() steps it once: executescript
+        # runs it to the end (outside any transaction, as here).
+        connection.executescript(f"PRAGMA incremental_vacuum({min(free, step_pages)})")
         held = time.monotonic() - began
         longest = max(longest, held)
-        returned += min(free, step_pages)
+        gone = free - free_pages(connection)
+        returned += gone
         pause(held)
+        if gone <= 0:  # nothing more will go (never seen): stop rather than spin
+            break
     # The truncation reaches the file when the WAL is copied back; PASSIVE never waits for a writer.
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     return returned, longest
