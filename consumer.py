@@ -241,7 +241,8 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
             close_producer(outbox.producer, timeout=3.0)
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
-    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics)
+    turn = threading.Lock()  # one writer at a time in this process: a batch, or a housekeeping step
+    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics, turn=turn)
     owner = outbox.owner if outbox else process_identity()
 
     def switch_channels(to: tuple[Channel, ...]) -> None:
@@ -257,7 +258,7 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
                             settings.notify_urls, switch_channels)
     reloader.install()
     housekeeper = Housekeeper(settings.db_path, lambda: db.connect(settings.db_path, busy_timeout=1.0),
-                              settings.retention)
+                              settings.retention, turn=turn)
     try:
         switch_channels(channels)
         housekeeper.start()

@@ -12,31 +12,29 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from history.bars import UPSERT_DAY, UPSERT_MINUTE, bars_of
+from history.pacing import Pacer
 from history.state import CATCH_UP_END_ID, CATCH_UP_NEXT_ID, pending_catch_up, write_state
 from streaming.messages import QuoteRow
 
 log = logging.getLogger("consumer")
 
-SLICE_IDS = 5000  # quotes per transaction: a few milliseconds of the write lock
+SLICE_IDS = 5000  # the most quotes a transaction rolls up; each takes what fits in pacing.TARGET_SECONDS
+FIRST_SLICE_IDS = 500
 ROW_COLUMNS = "symbol, ts, price, open, high, low, volume, change, change_percent, trading_day, source, fetched_at"
 
 
-def catch_up_slice(connection: sqlite3.Connection, first: int, last: int) -> int:
+def catch_up_slice(connection: sqlite3.Connection, first: int, last: int, pacer: Pacer | None = None) -> int:
     """Roll up the quotes with ids first..last and mark them done; return how many there were."""
     rows = [QuoteRow(*row) for row in connection.execute(
         f"SELECT {ROW_COLUMNS} FROM stock_prices WHERE id >= ? AND id <= ?", (first, last))]
     minutes, days = bars_of(rows)
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with (pacer or Pacer(connection, pause=lambda _: None)).step():
         connection.executemany(UPSERT_MINUTE, minutes)
         connection.executemany(UPSERT_DAY, days)
         write_state(connection, CATCH_UP_NEXT_ID, last + 1)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return len(rows)
 
 
@@ -48,26 +46,27 @@ def finish_catch_up(connection: sqlite3.Connection) -> None:
 
 
 def catch_up(connection: sqlite3.Connection, keep_going: Callable[[], bool] = lambda: True,
-             pause: Callable[[float], None] = time.sleep) -> int:
+             pause: Callable[[float], None] = time.sleep, turn: AbstractContextManager[object] | None = None) -> int:
     """Roll up every quote stored before the bars existed, unless `keep_going` says stop; return the number
-    rolled up. Between slices it pauses as long as the slice held the lock, so the consumer's batches get
-    through."""
+    rolled up. The slices are paced like the purge (history/pacing.py), so the consumer's batches get
+    through between them."""
     pending = pending_catch_up(connection)
     if pending is None:
         return 0
     first, end = pending
     started = time.monotonic()
     done = 0
+    pacer = Pacer(connection, pause, turn)
+    ids = min(SLICE_IDS, FIRST_SLICE_IDS)
     log.info("rolling up the quotes stored before the bars existed (ids %d to %d) into 1-minute and daily bars",
              first, end)
     while first <= end:
         if not keep_going():
             log.info("roll-up stopped at id %d of %d; it carries on at the next start", first, end)
             return done
-        held = time.monotonic()
-        done += catch_up_slice(connection, first, min(first + SLICE_IDS - 1, end))
-        first += SLICE_IDS
-        pause(time.monotonic() - held)
+        done += catch_up_slice(connection, first, min(first + ids - 1, end), pacer)
+        first += ids
+        ids = pacer.fit(ids, 50, SLICE_IDS)
     finish_catch_up(connection)
     log.info("rolled up %d stored quote(s) into bars in %.1f s", done, time.monotonic() - started)
     return done

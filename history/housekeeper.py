@@ -1,8 +1,8 @@
 """The consumer's housekeeping thread: the roll-ups' catch-up, then a purge of what is past its retention
 and the freed pages given back, at start and every hour, on a connection of its own.
 
-Each step holds the write lock for a few milliseconds and then waits as long, so the consumer's
-batches (which wait up to a second for the lock) get through between them.
+Each step holds the write lock about 10 ms, with the consumer's turn, and then waits as long, so the
+consumer's batches get through between them (history/pacing.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,10 +30,12 @@ class Housekeeper:
     """Runs on its own thread from start() to stop()."""
 
     def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection], retention: Retention,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), every: float = PURGE_EVERY_SECONDS) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), every: float = PURGE_EVERY_SECONDS,
+                 turn: AbstractContextManager[object] | None = None) -> None:
         self.path = path
         self.connect = connect  # db.connect with a short busy timeout: the consumer's batches go first
         self.retention = retention
+        self.turn = turn  # held by the consumer around each batch (history/pacing.py)
         self.clock = clock
         self.every = every
         self._stop = threading.Event()
@@ -66,15 +69,15 @@ class Housekeeper:
 
     def once(self, connection: sqlite3.Connection) -> None:
         """Catch up the roll-ups, then purge and give the pages back (when any retention is set)."""
-        catch_up(connection, self._going, self._pause)
+        catch_up(connection, self._going, self._pause, self.turn)
         if not self.retention.any() or not self._going():
             return
         size_before = file_size(self.path)
-        report = Purge(connection, self.retention, self.clock(), self._going, self._pause).run()
+        report = Purge(connection, self.retention, self.clock(), self._going, self._pause, turn=self.turn).run()
         if not report.total():
             log.debug("purge: nothing past its retention")
             return
-        pages, longest_step = give_back_pages(connection, self._going, self._pause)
+        pages, longest_step = give_back_pages(connection, self._going, self._pause, turn=self.turn)
         log.info("purged %s in %s (longest write lock %.0f ms); returned %d free page(s): %s %.1f MB -> %.1f MB",
                  report.describe(), format_seconds(report.seconds), max(report.longest_lock, longest_step) * 1000,
                  pages, self.path, size_before / 1e6, file_size(self.path) / 1e6)

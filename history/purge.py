@@ -11,15 +11,18 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from common.timestamps import format_time
+from history.pacing import Pacer
 from history.retention import Retention
 from history.state import LAST_PURGE_AT, pending_catch_up, write_state
 from market.calendar import MARKET_ZONE
 
-BATCH_ROWS = 2000  # a few milliseconds of the write lock on a 10M-row table
+BATCH_ROWS = 2000  # the most rows a batch deletes; each deletes as many as fit in pacing.TARGET_SECONDS
+FIRST_BATCH_ROWS = 200
 
 
 @dataclass
@@ -52,13 +55,14 @@ class Purge:
 
     def __init__(self, connection: sqlite3.Connection, retention: Retention, now: datetime,
                  keep_going: Callable[[], bool] = lambda: True, pause: Callable[[float], None] = time.sleep,
-                 batch_rows: int = BATCH_ROWS) -> None:
+                 batch_rows: int = BATCH_ROWS, turn: AbstractContextManager[object] | None = None) -> None:
         self.connection = connection
         self.retention = retention
         self.now = now
         self.keep_going = keep_going
-        self.pause = pause
         self.batch_rows = batch_rows
+        self.rows = min(batch_rows, FIRST_BATCH_ROWS)
+        self.pacer = Pacer(connection, pause, turn)
         self.report = PurgeReport()
 
     def cutoff(self, span: timedelta) -> str:
@@ -83,31 +87,26 @@ class Purge:
         return self.report
 
     def _write(self, action: Callable[[], int | None]) -> int:
-        """Run `action` in its own write transaction, timing how long it held the lock, then pause as long
-        (the consumer's next batch gets in between)."""
-        began = time.monotonic()
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
+        """Run `action` in its own short write transaction (history/pacing.py)."""
+        with self.pacer.step():
             result = action() or 0
-            self.connection.execute("COMMIT")
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        held = time.monotonic() - began
-        self.report.longest_lock = max(self.report.longest_lock, held)
-        self.pause(held)
+        self.report.longest_lock = self.pacer.longest
         return result
 
     def _per_symbol(self, table: str, column: str, before: str) -> None:
         # The rowid's own table has `id`; the bars tables have none (WITHOUT ROWID): their keys pick the rows.
         for symbol in _symbols(self.connection, table):
             while self.keep_going():
-                deleted = self._write(lambda symbol=symbol: self._delete_some(table, column, symbol, before))
+                rows = self.rows
+                deleted = self._write(lambda symbol=symbol, rows=rows: self._delete_some(table, column, symbol,
+                                                                                         before, rows))
                 self.report.deleted[table] = self.report.deleted.get(table, 0) + deleted
-                if deleted < self.batch_rows:
+                if deleted == rows:  # a full batch: size the next to the target hold
+                    self.rows = self.pacer.fit(rows, 10, self.batch_rows)
+                if deleted < rows:
                     break
 
-    def _delete_some(self, table: str, column: str, symbol: str, before: str) -> int:
+    def _delete_some(self, table: str, column: str, symbol: str, before: str, rows: int) -> int:
         if table == "stock_prices":
             # Checked again in the transaction: a quote the catch-up has not reached is kept.
             pending = pending_catch_up(self.connection)
@@ -115,11 +114,11 @@ class Purge:
             return self.connection.execute(
                 "DELETE FROM stock_prices WHERE id IN (SELECT id FROM stock_prices WHERE symbol = ? AND ts < ? "
                 "AND NOT id BETWEEN ? AND ? ORDER BY ts LIMIT ?)",
-                (symbol, before, first, last, self.batch_rows)).rowcount
+                (symbol, before, first, last, rows)).rowcount
         return self.connection.execute(
             f"DELETE FROM {table} WHERE symbol = ? AND {column} IN (SELECT {column} FROM {table} "
             f"WHERE symbol = ? AND {column} < ? ORDER BY {column} LIMIT ?)",
-            (symbol, symbol, before, self.batch_rows)).rowcount
+            (symbol, symbol, before, rows)).rowcount
 
     def _alerts(self, before: str) -> None:
         """Alerts published to the topic and delivered to every notification channel; none still owed."""

@@ -12,12 +12,16 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from history.pacing import Pacer
 
 log = logging.getLogger("consumer")
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
-STEP_PAGES = 2000  # 8 MB of 4 kB pages a transaction
+STEP_PAGES = 2000  # the most a step returns (8 MB of 4 kB pages); each returns what fits in pacing.TARGET_SECONDS
+FIRST_STEP_PAGES = 200
 
 
 def file_size(path: Path) -> int:
@@ -46,22 +50,25 @@ def free_pages(connection: sqlite3.Connection) -> int:
 
 
 def give_back_pages(connection: sqlite3.Connection, keep_going: Callable[[], bool] = lambda: True,
-                    pause: Callable[[float], None] = time.sleep, step_pages: int = STEP_PAGES) -> tuple[int, float]:
-    """Return the free pages to the file system a step at a time; (pages returned, longest step in s)."""
+                    pause: Callable[[float], None] = time.sleep, step_pages: int = STEP_PAGES,
+                    turn: AbstractContextManager[object] | None = None) -> tuple[int, float]:
+    """Return the free pages to the file system a step at a time (history/pacing.py); (pages returned,
+    longest step in s)."""
+    pacer = Pacer(connection, pause, turn)
     returned = 0
-    longest = 0.0
+    pages = min(step_pages, FIRST_STEP_PAGES)
     while keep_going() and (free := free_pages(connection)):
-        began = time.monotonic()
-        # The pragma frees one page per step of its statement, and execute() steps it once: executescript
-        # runs it to the end (outside any transaction, as here).
-        connection.executescript(f"PRAGMA incremental_vacuum({min(free, step_pages)})")
-        held = time.monotonic() - began
-        longest = max(longest, held)
+        asked = min(free, pages)
+        with pacer.step(transaction=False):
+            # The pragma frees one page per step of its statement, and execute() steps it once: executescript
+            # runs it to the end (outside any transaction, as here).
+            connection.executescript(f"PRAGMA incremental_vacuum({asked})")
         gone = free - free_pages(connection)
         returned += gone
-        pause(held)
         if gone <= 0:  # nothing more will go (never seen): stop rather than spin
             break
+        if gone == pages:
+            pages = pacer.fit(pages, 10, step_pages)
     # The truncation reaches the file when the WAL is copied back; PASSIVE never waits for a writer.
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    return returned, longest
+    return returned, pacer.longest

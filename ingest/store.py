@@ -3,11 +3,13 @@ quotes fire, bad messages set aside with their reason; a locked database is wait
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -91,8 +93,9 @@ class QuoteStore:
     def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
                  outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  path: object = "the database", stop: threading.Event | None = None,
-                 metrics: ConsumerMetrics | None = None) -> None:
+                 metrics: ConsumerMetrics | None = None, turn: AbstractContextManager[object] | None = None) -> None:
         self.connection = connection
+        self.turn = turn or contextlib.nullcontext()  # shared with the housekeeping (history/pacing.py)
         self.metrics = metrics
         self.path = path
         self.stop = stop or threading.Event()
@@ -108,9 +111,12 @@ class QuoteStore:
         rows, rejected = split_batch(records, self.clock())
         alerts = self.engine.evaluate(rows) if self.engine else []
         # Evaluated once: the engine has moved on past these quotes, so a retry only repeats the write.
-        stored = wait_while_locked(lambda: db.save_batch(self.connection, rows, rejected, alerts,
-                                                         self.outbox.claim() if self.outbox else None),
-                                   self.stop, self.path)
+        def save() -> int:
+            with self.turn:
+                return db.save_batch(self.connection, rows, rejected, alerts,
+                                     self.outbox.claim() if self.outbox else None)
+
+        stored = wait_while_locked(save, self.stop, self.path)
         if self.metrics:
             self.metrics.batch(records, len(rows), stored, rejected, alerts, self.engine.rules if self.engine else (),
                                started)

@@ -4,7 +4,10 @@ freed pages go back to the disk; the settings are checked like every other."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,6 +64,33 @@ def test_a_purge_deletes_what_is_past_each_retention_in_short_batches_and_keeps_
     assert 0 < report.longest_lock < 1
     assert read_state(connection, LAST_PURGE_AT) == "2026-12-11T18:00:00.000Z"
     assert Purge(connection, retention, NOW).run().total() == 0
+
+
+def test_each_purge_step_takes_the_consumers_turn_and_keeps_the_wal_small(tmp_path):
+    """The consumer holds the turn around its batches: a step waits for it, and holds it while it writes;
+    each step's checkpoint lets the WAL start over instead of growing until the consumer copies it back."""
+    path = tmp_path / "stocks.db"
+    filled(path, session_quotes(symbols=tuple(f"S{index}" for index in range(12)))).execute(
+        "PRAGMA wal_checkpoint(TRUNCATE)")
+    turn = threading.Lock()
+    held_while_writing: list[bool] = []
+    reports = []
+
+    def housekeeping() -> None:  # on its own thread and connection, as in consumer.py
+        connection = db.connect(path)
+        connection.set_trace_callback(lambda sql: held_while_writing.append(turn.locked()) if sql.startswith(
+            "DELETE") else None)
+        reports.append(Purge(connection, Retention(quotes=timedelta(days=1)), NOW, pause=lambda _: None,
+                             batch_rows=300, turn=turn).run())
+
+    with turn:  # the consumer is in the middle of a batch: nothing is deleted until it ends
+        worker = threading.Thread(target=housekeeping)
+        worker.start()
+        time.sleep(0.3)
+        assert not held_while_writing
+    worker.join(60)
+    assert reports[0].total() > 30_000 and len(held_while_writing) > 100 and all(held_while_writing)
+    assert os.path.getsize(f"{path}-wal") < 4e6  # the steps' pages went back to the file as it went
 
 
 def test_quotes_the_catch_up_has_not_rolled_up_are_never_purged(tmp_path):

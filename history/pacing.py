@@ -1,0 +1,63 @@
+"""How the housekeeping writes share the database with the consumer's batches.
+
+Measured at 1,000 msg/s during a purge of a million rows (bench/history_scale.py): a batch that held
+the write lock 10 ms still cost the consumer's p99 over 100 ms, for two reasons, each answered here.
+
+- SQLite's own wait for a lock sleeps in steps of up to 100 ms, and a purge that only pauses as long
+  as it held the lock can take it back first. So each housekeeping transaction also holds the `turn`
+  (a lock the consumer holds around each of its batches, in the same process): the consumer waits for
+  one step at most and goes the moment it ends.
+- Small transactions write many WAL pages (the same index and free-list pages each time), so the WAL
+  reached the consumer's auto-checkpoint size within a second, and then the consumer's commits copied
+  it back, 100 ms or more each. So the housekeeping connection never checkpoints on commit; it runs a
+  PASSIVE checkpoint (which takes no write lock) after each step, which keeps the WAL small.
+
+Each step is sized to hold the lock about TARGET_SECONDS: the next is scaled by how long the last took.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+TARGET_SECONDS = 0.010
+
+
+class Pacer:
+    """Runs write steps one at a time with the turn held, a checkpoint and a pause after each."""
+
+    def __init__(self, connection: sqlite3.Connection, pause: Callable[[float], None] = time.sleep,
+                 turn: AbstractContextManager[object] | None = None) -> None:
+        self.connection = connection
+        self.pause = pause
+        self.turn = turn or nullcontext()
+        self.longest = 0.0  # the longest any step held the write lock
+        self.last = 0.0
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
+
+    @contextmanager
+    def step(self, transaction: bool = True) -> Iterator[None]:
+        """One write step (in its own IMMEDIATE transaction unless `transaction` is False)."""
+        with self.turn:
+            began = time.monotonic()
+            if transaction:
+                self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                if transaction:
+                    self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+            self.last = time.monotonic() - began
+        self.longest = max(self.longest, self.last)
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.pause(self.last)
+
+    def fit(self, size: int, least: int, most: int) -> int:
+        """The next step's size: scaled to TARGET_SECONDS from the last, at most doubling."""
+        fitted = int(size * TARGET_SECONDS / max(self.last, 1e-4))
+        return min(most, size * 2, max(least, fitted))
