@@ -2,7 +2,7 @@
 
 Builds, from a fixed seed, a database as the release before the bars left it: 10,000,000 snapshot
 quotes of 500 symbols over 60 weekdays (2026-08-03 to 2026-10-23, each session 14:30-21:00 UTC),
-no bars, rollback-journal vacuum. Then, in one run:
+no bars, no incremental vacuum (333 quotes a symbol and session: 9,990,000). Then, in one run:
 
   1. the roll-up from scratch (history/catchup.py, what the consumer's first start does), and the
      one-off conversion to incremental vacuum;
@@ -13,7 +13,7 @@ no bars, rollback-journal vacuum. Then, in one run:
      rows/s and longest write lock (its own log line), the file's size before and after, and the
      latency during the purge against without.
 
-    python bench/history_scale.py                     # 10M quotes, about 15 minutes on 2 cores
+    python bench/history_scale.py                     # 10M quotes, about an hour on 2 cores
     python bench/history_scale.py --quotes 1000000    # a quicker look
 """
 
@@ -128,10 +128,11 @@ class LiveFeed:
 
     def __init__(self) -> None:
         self.start = datetime.now(UTC) - timedelta(days=1)
+        self.run = "".join(random.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(3))  # new keys each run
         self.next = 0
 
     def message(self, index: int) -> tuple[bytes, bytes]:
-        symbol = f"LIVE{index % 8}"
+        symbol = f"LIVE{self.run}{index % 8}"
         quote = Quote(symbol=symbol, ts=self.start + timedelta(milliseconds=10 * index), price=100.0 + index % 50,
                       open=100.0, high=150.0, low=99.0, volume=1000 + index, source=GLOBAL_QUOTE,
                       trading_day=None, fetched_at=self.start + timedelta(milliseconds=10 * index))
@@ -178,64 +179,82 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="messages per second to the consumer (default 1,000)")
     parser.add_argument("--seconds", type=float, default=30, help="the latency run without a purge (default 30)")
     parser.add_argument("--workdir", type=Path, help="where the database goes (default: a temporary folder)")
+    parser.add_argument("--purge-minutes", type=float, default=60,
+                        help="measure at most this long of the purge (default 60)")
+    parser.add_argument("--database", type=Path,
+                        help="a database an earlier run prepared and left, rolled up (steps 1 and 2 skipped)")
     args = parser.parse_args(argv)
 
     days = weekdays(FIRST_DAY, args.days)
+    if args.database:
+        return measure_purge(args.database, args, days)
     with tempfile.TemporaryDirectory(prefix="stockmon-history-", dir=args.workdir) as workdir:
         path = Path(workdir) / "stocks.db"
-        started = time.perf_counter()
-        quotes = generate(path, args.quotes, args.symbols, days)
-        print(f"generated {quotes:,} quotes of {args.symbols} symbols over {len(days)} weekdays ({days[0]} to "
-              f"{days[-1]}) in {time.perf_counter() - started:.0f} s: {file_size(path) / 1e6:,.0f} MB", flush=True)
+        prepare(path, args, days)
+        return measure_purge(path, args, days)
 
-        connection = db.connect(path)  # the upgrade records the ids to roll up, as at the consumer's start
-        started = time.perf_counter()
-        rolled = catch_up(connection, pause=lambda _: None)
-        took = time.perf_counter() - started
-        print(f"roll-up from scratch: {rolled:,} quotes -> {count(connection, 'bars_1m'):,} 1-minute and "
-              f"{count(connection, 'bars_1d'):,} daily bars in {took:.1f} s ({rolled / took:,.0f} quotes/s; the "
-              "consumer's housekeeping pauses as long again between slices)", flush=True)
-        converted = convert_to_incremental(connection, path)
-        print(f"conversion to incremental vacuum (once, at the first start after the upgrade): {converted:.1f} s; "
-              f"file {file_size(path) / 1e6:,.0f} MB", flush=True)
-        until = format_ms(datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1))
-        since = format_ms(datetime.fromisoformat(until) - timedelta(days=365))
-        from_bars, from_raw, raw_rows = chart_reads(connection, since, until)
-        print(f"1-year chart of all {args.symbols} symbols (1,000 points each): from daily bars {from_bars * 1000:.0f} "
-              f"ms, from {raw_rows:,} raw quotes {from_raw * 1000:,.0f} ms: {from_raw / from_bars:,.0f}x faster",
-              flush=True)
-        connection.close()
 
-        keep_from = datetime.combine(days[-args.keep_days], datetime.min.time(), UTC)
-        feed = LiveFeed()
-        with broker() as servers:
-            log_path = Path(workdir) / "consumer.log"
-            with running_consumer(servers, Path(workdir), "history", db_path=path,
-                                  first_message=feed.take()) as pipeline:
-                latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))  # warm-up, unmeasured
-                sent = feed.send(pipeline, args.rate, lambda: True, args.seconds)
-                quiet = latencies(pipeline, sent)
-            print(f"ingest at {args.rate:,} msg/s, no purge: {summary(quiet, len(sent))}", flush=True)
+def prepare(path: Path, args: argparse.Namespace, days: list[date]) -> None:
+    """Generate, roll up, convert, and time the 1-year chart both ways."""
+    started = time.perf_counter()
+    quotes = generate(path, args.quotes, args.symbols, days)
+    print(f"generated {quotes:,} quotes of {args.symbols} symbols over {len(days)} weekdays ({days[0]} to "
+          f"{days[-1]}) in {time.perf_counter() - started:.0f} s: {file_size(path) / 1e6:,.0f} MB", flush=True)
+    connection = db.connect(path)  # the upgrade records the ids to roll up, as at the consumer's start
+    started = time.perf_counter()
+    rolled = catch_up(connection, pause=lambda _: None)
+    took = time.perf_counter() - started
+    print(f"roll-up from scratch: {rolled:,} quotes -> {count(connection, 'bars_1m'):,} 1-minute and "
+          f"{count(connection, 'bars_1d'):,} daily bars in {took:.1f} s ({rolled / took:,.0f} quotes/s without "
+          "pauses; the consumer's housekeeping writes a tenth of the time)", flush=True)
+    converted = convert_to_incremental(connection, path)
+    print(f"conversion to incremental vacuum (once, at the first start after the upgrade): {converted:.1f} s; "
+          f"file {file_size(path) / 1e6:,.0f} MB", flush=True)
+    until = format_ms(datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1))
+    since = format_ms(datetime.fromisoformat(until) - timedelta(days=365))
+    from_bars, from_raw, raw_rows = chart_reads(connection, since, until)
+    print(f"1-year chart of all {args.symbols} symbols (1,000 points each): from daily bars {from_bars * 1000:.0f} "
+          f"ms, from {raw_rows:,} raw quotes {from_raw * 1000:,.0f} ms: {from_raw / from_bars:,.0f}x faster",
+          flush=True)
+    connection.close()
 
-            hours = math.ceil((datetime.now(UTC) - keep_from).total_seconds() / 3600)
-            size_before = file_size(path)
-            with running_consumer(servers, Path(workdir), "history-purge", db_path=path,
-                                  settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
-                                  log_path=log_path, first_message=feed.take()) as pipeline:
-                sent = feed.send(pipeline, args.rate, lambda: not PURGED.search(log_path.read_text()), 3600)
-                during = latencies(pipeline, sent)
-            done = PURGED.search(log_path.read_text())
-            if not done:
-                print("history_scale: error: the purge did not finish within an hour; see its log", file=sys.stderr)
-                return 1
-            purged, purge_seconds = int(done["rows"]), seconds_of(done["took"], done["unit"])
-            print(f"purge of {len(days) - args.keep_days} days (RETAIN_QUOTES={hours}h) by the running consumer: "
-                  f"{purged:,} raw quotes in {purge_seconds:.0f} s ({purged / purge_seconds:,.0f} rows/s, pauses "
-                  f"included), longest write lock {done['lock']} ms; file {size_before / 1e6:,.0f} MB -> "
-                  f"{file_size(path) / 1e6:,.0f} MB ({int(done['pages']):,} pages returned)", flush=True)
-            print(f"ingest at {args.rate:,} msg/s during the purge: {summary(during, len(sent))}", flush=True)
-            print(f"p99 during the purge / without: {percentile(during, 0.99) / percentile(quiet, 0.99):.2f}; "
-                  f"median {statistics.median(during):.1f} / {statistics.median(quiet):.1f} ms", flush=True)
+
+def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int:
+    """The consumer's latency at the rate without a purge, then while its housekeeping purges all but the
+    last --keep-days (or for --purge-minutes of it)."""
+    workdir = path.parent
+    keep_from = datetime.combine(days[-args.keep_days], datetime.min.time(), UTC)
+    feed = LiveFeed()
+    with broker() as servers:
+        log_path = workdir / f"consumer-{feed.run}.log"
+        with running_consumer(servers, workdir, "history", db_path=path, first_message=feed.take()) as pipeline:
+            latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))  # warm-up, unmeasured
+            sent = feed.send(pipeline, args.rate, lambda: True, args.seconds)
+            quiet = latencies(pipeline, sent)
+        print(f"ingest at {args.rate:,} msg/s, no purge: {summary(quiet, len(sent))}", flush=True)
+
+        hours = math.ceil((datetime.now(UTC) - keep_from).total_seconds() / 3600)
+        size_before = file_size(path)
+        with running_consumer(servers, workdir, "history-purge", db_path=path,
+                              settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
+                              log_path=log_path, first_message=feed.take()) as pipeline:
+            sent = feed.send(pipeline, args.rate, lambda: not PURGED.search(log_path.read_text()),
+                             args.purge_minutes * 60)
+            during = latencies(pipeline, sent)
+        # A purge stopped by the consumer's stop logs what it did too.
+        done = PURGED.search(log_path.read_text())
+        if not done:
+            print(f"history_scale: error: no purge line in {log_path}", file=sys.stderr)
+            return 1
+    purged, purge_seconds = int(done["rows"]), seconds_of(done["took"], done["unit"])
+    whole = "" if purge_seconds < args.purge_minutes * 60 else f" (the first {args.purge_minutes:g} min of it)"
+    print(f"purge of {len(days) - args.keep_days} days (RETAIN_QUOTES={hours}h) by the running consumer{whole}: "
+          f"{purged:,} raw quotes in {purge_seconds:.0f} s ({purged / purge_seconds:,.0f} rows/s, pauses "
+          f"included), longest write lock {done['lock']} ms; file {size_before / 1e6:,.0f} MB -> "
+          f"{file_size(path) / 1e6:,.0f} MB ({int(done['pages']):,} pages returned)", flush=True)
+    print(f"ingest at {args.rate:,} msg/s during the purge: {summary(during, len(sent))}", flush=True)
+    print(f"p99 during the purge / without: {percentile(during, 0.99) / percentile(quiet, 0.99):.2f}; "
+          f"median {statistics.median(during):.1f} / {statistics.median(quiet):.1f} ms", flush=True)
     return 0
 
 
