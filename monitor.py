@@ -29,7 +29,7 @@ from market.hours import PollingHours
 from market.status import market_status
 from view.board import Board, board_as_json, build_board
 from view.board_text import START_HINT, Line, as_ansi, as_plain, board_lines, local_time, message_lines
-from view.queries import alerts_between, has_table, open_for_reading, price_history, symbols_until
+from view.queries import alerts_between, closes, has_table, open_for_reading, price_history, symbols_until
 from view.selection import KEYS_HINT, SORTS, View, split_keys
 
 log = logging.getLogger("monitor")
@@ -215,7 +215,7 @@ def chart_history(path: Path, args: argparse.Namespace) -> int:
             alerts = alerts_between(connection, list(series), format_time(since), format_time(until))
     finally:
         connection.close()
-    history = {symbol: [(point[0], point[1]) for point in found.points] for symbol, found in series.items()}
+    history = closes(series)
     period = f"{local_time(since, '%Y-%m-%d %H:%M')} to {local_time(until, '%Y-%m-%d %H:%M %Z')}"
     if not history:
         which = ", ".join(wanted) if wanted else "any symbol"

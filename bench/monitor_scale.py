@@ -46,7 +46,7 @@ from market.hours import PollingHours
 from streaming.messages import QuoteRow, encode_quote, quote_from_row
 from view.board import build_board
 from view.chart import ChartRequest, write_chart
-from view.queries import alerts_between, open_for_reading, price_history, summaries_until
+from view.queries import alerts_between, closes, open_for_reading, price_history, summaries_until
 
 END = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # 16:00 New York, a Tuesday
 RULES = "2%/15m, 5%/1h, S000>150, S001<50"
@@ -120,7 +120,7 @@ def chart_seconds(path: Path, names: list[str], workdir: Path) -> float:
     started = time.perf_counter()
     connection = open_for_reading(path)
     since = END - timedelta(days=1)
-    history = price_history(connection, names[:10], format_time(since), format_time(END))
+    history = closes(price_history(connection, names[:10], format_time(since), format_time(END)))
     alerts = alerts_between(connection, list(history), format_time(since), format_time(END))
     connection.close()
     write_chart(ChartRequest(workdir / "chart.png", 1200, 600, False, "bench", since, END), history, alerts)

@@ -1,10 +1,11 @@
 """A symbol's prices over a span, read from raw quotes, 1-minute bars or daily bars by the span's length.
 
 A day or less reads raw quotes; up to a month, 1-minute bars; longer, daily bars: a 1-year chart reads
-about 250 rows a symbol, not millions. A finer source is passed over when the retention has deleted
-part of the span from it and a coarser one still holds it (RETAIN_QUOTES=12h, a 1-day chart: minute
-bars). Each point is (ts, close, high, low, volume): the time of its close, the close, the high and
-low of what it covers, and the volume traded in it.
+about 250 rows a symbol, not millions. The span is the part of the one asked for that the symbol has
+data in (a 1-year chart of three days of quotes reads 1-minute bars). A finer source is passed over
+when the retention has deleted part of the span from it and a coarser one still holds it
+(RETAIN_QUOTES=12h, a 1-day chart: minute bars). Each point is (ts, close, high, low, volume): the
+time of its close, the close, the high and low of what it covers, and the volume traded in it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def choose_source(connection: sqlite3.Connection, symbol: str, since: str, until
     """The finest source the span's length allows, passed over while a coarser one holds more of the span."""
     if not has_bars(connection):
         return QUOTES
-    span = datetime.fromisoformat(until) - datetime.fromisoformat(since)
+    # The span the symbol has data in: "all" of a week of quotes is a week, not a century.
+    earliest = min(filter(None, (oldest(connection, DAILY_BARS, symbol), oldest(connection, QUOTES, symbol))),
+                   default=since)
+    span = datetime.fromisoformat(until) - datetime.fromisoformat(max(since, earliest))
     wanted = QUOTES if span <= RAW_SPAN else MINUTE_BARS if span <= MINUTE_SPAN else DAILY_BARS
     for finer, coarser in ((QUOTES, MINUTE_BARS), (MINUTE_BARS, DAILY_BARS)):
         if SOURCES.index(finer) >= SOURCES.index(wanted) and covers(connection, finer, coarser, symbol, since):

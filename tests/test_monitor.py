@@ -232,12 +232,12 @@ def test_a_chart_of_chosen_symbols_in_percent(seeded, tmp_path):
     assert "3 quote(s) of MSFT, 1 alert(s)" in result.stderr
 
 
-def test_a_chart_of_a_year_reads_daily_bars(seeded, tmp_path):
+def test_a_chart_of_a_year_with_a_days_quotes_draws_every_quote(seeded, tmp_path):
     target = tmp_path / "year.png"
     result = monitor("--chart", str(target), "--at", AT, "--since", "52w", DB_PATH=str(seeded))
     assert result.returncode == 0, result.stderr
     assert png_size(target) == (1200, 600)
-    assert "3 daily bar(s) of IBM, MSFT, TSLA, 2 alert(s)" in result.stderr
+    assert "6 quote(s) of IBM, MSFT, TSLA, 2 alert(s)" in result.stderr
 
 
 def test_a_chart_with_nothing_to_draw_is_one_line_and_exit_1(seeded, tmp_path):

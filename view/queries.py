@@ -88,6 +88,11 @@ def price_history(connection: sqlite3.Connection, symbols: Sequence[str], since:
     return {symbol: series for symbol, series in found.items() if series.points}
 
 
+def closes(found: dict[str, Series]) -> dict[str, list[tuple[str, float]]]:
+    """(ts, price) per symbol: what a line chart draws."""
+    return {symbol: [(point[0], point[1]) for point in series.points] for symbol, series in found.items()}
+
+
 def alerts_between(connection: sqlite3.Connection, symbols: Sequence[str], since: str, until: str) -> list[AlertRow]:
     """Alerts of these symbols fired by quotes between `since` and `until`, oldest first."""
     if not has_table(connection, "alerts"):

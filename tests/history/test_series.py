@@ -41,16 +41,31 @@ def test_the_span_picks_the_source_and_the_points_agree_with_the_quotes(tmp_path
     day = read_series(connection, "IBM", "2026-12-11T00:00:00.000Z", NOW, points=None)
     week = read_series(connection, "IBM", "2026-12-04T21:00:00.000Z", NOW, points=None)
     year = read_series(connection, "IBM", "2025-12-11T21:00:00.000Z", NOW, points=None)
-    assert (day.source, week.source, year.source) == (QUOTES, MINUTE_BARS, DAILY_BARS)
-    assert len(day.points) == 1170 and len(week.points) == 5 * 390 and len(year.points) == 9
+    # A year asked for, nine sessions held: the span is the nine sessions', so 1-minute bars.
+    assert (day.source, week.source, year.source) == (QUOTES, MINUTE_BARS, MINUTE_BARS)
+    assert len(day.points) == 1170 and len(week.points) == 5 * 390 and len(year.points) == 9 * 390
     # A minute's point: its last quote's time and price, its high and low, what the day's volume rose by.
     in_week = [row for row in rows if row.ts >= "2026-12-04T21:00:00.000Z"]
     first_minute = in_week[:3]
     assert week.points[0] == (first_minute[-1].ts, first_minute[-1].price, max(r.price for r in first_minute),
                               min(r.price for r in first_minute), 0)  # no bar before it in the span to rise from
     assert week.points[1][4] == 3000  # three quotes later, the day's volume is 3,000 higher
+
+
+def test_a_span_longer_than_a_month_of_data_reads_daily_bars(tmp_path):
+    rows = []
+    day = datetime(2026, 9, 1, tzinfo=UTC)
+    while len({row.trading_day for row in rows}) < 45:
+        if day.weekday() < 5:
+            rows += [quote("IBM", (day + timedelta(hours=14, minutes=30 + 20 * step)).strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z"), 100 + step, volume=1000 * (step + 1), trading_day=day.date().isoformat())
+                for step in range(19)]
+        day += timedelta(days=1)
+    connection = stored(tmp_path / "stocks.db", rows)
+    year = read_series(connection, "IBM", "2025-12-11T21:00:00.000Z", NOW, points=None)
+    assert year.source == DAILY_BARS and len(year.points) == 45
     # A day's point: the session's last price, the day's high and low its quotes carried, its volume.
-    last_day = [row for row in rows if row.trading_day == "2026-12-11"]
+    last_day = [row for row in rows if row.trading_day == rows[-1].trading_day]
     assert year.points[-1] == (last_day[-1].ts, last_day[-1].price, max(r.high for r in last_day),
                                min(r.low for r in last_day), last_day[-1].volume)
 
