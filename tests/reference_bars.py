@@ -21,6 +21,14 @@ def quote(symbol: str, ts: str, price: float, source: str = "GLOBAL_QUOTE", volu
                     trading_day, source, ts)
 
 
+def stored_in(path, rows: list[QuoteRow]) -> sqlite3.Connection:
+    """A database at `path` holding `rows`, stored as the consumer stores them (2,000 a batch)."""
+    connection = db.connect(path)
+    for start in range(0, len(rows), 2000):
+        db.save_batch(connection, rows[start:start + 2000], [])
+    return connection
+
+
 def stored_quotes(connection: sqlite3.Connection) -> list[QuoteRow]:
     return [QuoteRow(*row) for row in connection.execute(
         "SELECT symbol, ts, price, open, high, low, volume, change, change_percent, trading_day, source, fetched_at "

@@ -20,7 +20,7 @@ from history.purge import Purge
 from history.retention import Retention
 from history.state import LAST_PURGE_AT, pending_catch_up, read_state
 from history.vacuum import convert_to_incremental, file_size, give_back_pages
-from reference_bars import daily_bars, make_pre_bars_database, minute_bars, quote, stored_quotes, table_bars
+from reference_bars import daily_bars, make_pre_bars_database, minute_bars, quote, stored_in, stored_quotes, table_bars
 
 NOW = datetime(2026, 12, 11, 18, 0, tzinfo=UTC)
 DAYS = [f"2026-12-{day:02d}" for day in (1, 2, 3, 4, 7, 8, 9, 10, 11)]
@@ -37,16 +37,9 @@ def session_quotes(symbols=("IBM", "TSLA", "MSFT"), per_day: int = 390) -> list:
     return rows
 
 
-def filled(path, rows: list):
-    connection = db.connect(path)
-    for start in range(0, len(rows), 2000):
-        db.save_batch(connection, rows[start:start + 2000], [])
-    return connection
-
-
 def test_a_purge_deletes_what_is_past_each_retention_in_short_batches_and_keeps_the_bars(tmp_path):
     rows = session_quotes()
-    connection = filled(tmp_path / "stocks.db", rows)
+    connection = stored_in(tmp_path / "stocks.db", rows)
     minutes_before, days_before = minute_bars(rows), daily_bars(rows)
     pauses: list[float] = []
     retention = Retention(quotes=timedelta(days=3), minute_bars=timedelta(days=7))
@@ -70,7 +63,7 @@ def test_each_purge_step_takes_the_consumers_turn_and_keeps_the_wal_small(tmp_pa
     """The consumer holds the turn around its batches: a step waits for it, and holds it while it writes;
     each step's checkpoint lets the WAL start over instead of growing until the consumer copies it back."""
     path = tmp_path / "stocks.db"
-    filled(path, session_quotes(symbols=tuple(f"S{index}" for index in range(12)))).execute(
+    stored_in(path, session_quotes(symbols=tuple(f"S{index}" for index in range(12)))).execute(
         "PRAGMA wal_checkpoint(TRUNCATE)")
     turn = threading.Lock()
     held_while_writing: list[bool] = []
@@ -124,7 +117,7 @@ def test_only_alerts_the_topic_and_every_channel_have_had_are_purged(tmp_path):
 
 def test_the_freed_pages_go_back_to_the_disk(tmp_path):
     path = tmp_path / "stocks.db"
-    connection = filled(path, session_quotes())
+    connection = stored_in(path, session_quotes())
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = file_size(path)
     assert connection.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL from the start

@@ -10,7 +10,7 @@ import db
 from history.purge import Purge
 from history.retention import Retention
 from history.series import DAILY_BARS, MINUTE_BARS, QUOTES, choose_source, read_series
-from reference_bars import make_pre_bars_database, quote
+from reference_bars import make_pre_bars_database, quote, stored_in
 
 DAYS = [f"2026-12-{day:02d}" for day in (1, 2, 3, 4, 7, 8, 9, 10, 11)]
 NOW = "2026-12-11T21:00:00.000Z"
@@ -28,16 +28,9 @@ def session(symbol: str = "IBM") -> list:
     return rows
 
 
-def stored(path, rows):
-    connection = db.connect(path)
-    for start in range(0, len(rows), 2000):
-        db.save_batch(connection, rows[start:start + 2000], [])
-    return connection
-
-
 def test_the_span_picks_the_source_and_the_points_agree_with_the_quotes(tmp_path):
     rows = session()
-    connection = stored(tmp_path / "stocks.db", rows)
+    connection = stored_in(tmp_path / "stocks.db", rows)
     day = read_series(connection, "IBM", "2026-12-11T00:00:00.000Z", NOW, points=None)
     week = read_series(connection, "IBM", "2026-12-04T21:00:00.000Z", NOW, points=None)
     year = read_series(connection, "IBM", "2025-12-11T21:00:00.000Z", NOW, points=None)
@@ -61,7 +54,7 @@ def test_a_span_longer_than_a_month_of_data_reads_daily_bars(tmp_path):
                 "%Y-%m-%dT%H:%M:%S.000Z"), 100 + step, volume=1000 * (step + 1), trading_day=day.date().isoformat())
                 for step in range(19)]
         day += timedelta(days=1)
-    connection = stored(tmp_path / "stocks.db", rows)
+    connection = stored_in(tmp_path / "stocks.db", rows)
     year = read_series(connection, "IBM", "2025-12-11T21:00:00.000Z", NOW, points=None)
     assert year.source == DAILY_BARS and len(year.points) == 45
     # A day's point: the session's last price, the day's high and low its quotes carried, its volume.
@@ -71,7 +64,7 @@ def test_a_span_longer_than_a_month_of_data_reads_daily_bars(tmp_path):
 
 
 def test_a_span_the_retention_has_thinned_reads_the_coarser_bars_that_still_hold_it(tmp_path):
-    connection = stored(tmp_path / "stocks.db", session())
+    connection = stored_in(tmp_path / "stocks.db", session())
     day_since = "2026-12-10T21:00:00.000Z"
     assert choose_source(connection, "IBM", day_since, NOW) == QUOTES
     Purge(connection, Retention(quotes=timedelta(hours=24), minute_bars=timedelta(days=3)),
@@ -88,7 +81,7 @@ def test_a_span_the_retention_has_thinned_reads_the_coarser_bars_that_still_hold
 
 def test_long_spans_are_folded_into_the_points_asked_for(tmp_path):
     rows = session()
-    connection = stored(tmp_path / "stocks.db", rows)
+    connection = stored_in(tmp_path / "stocks.db", rows)
     week = read_series(connection, "IBM", "2026-12-04T21:00:00.000Z", NOW, points=100)
     # Equal slices of time from the first bar (12-07 14:30) to the end: the sessions fill about a third.
     assert week.source == MINUTE_BARS and week.downsampled and 30 <= len(week.points) <= 100
