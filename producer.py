@@ -33,6 +33,7 @@ from quotesource.client import AlphaVantageClient
 from quotesource.limiter import RateLimiter
 from quotesource.pace import pace_plan
 from quotesource.plan import ScheduleMemory
+from quotesource.send_gate import SendGate
 from service.listener import ListenerError
 from service.registry import new_registry
 from service.start import start_listener
@@ -96,11 +97,12 @@ def run_locked(settings: Settings, args: argparse.Namespace) -> int:
     """Poll and publish, holding the state file's lock. StateError: the state file cannot be written."""
     stop = threading.Event()
     install_stop_handlers(stop)
-    client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
-                                settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout),
-                                close_of=lambda day: TradingCalendar.nyse().close_of(day))
     limiter = RateLimiter(settings.requests_per_minute, settings.requests_per_day,
                           in_flight=settings.requests_in_flight)
+    client = AlphaVantageClient(settings.api_key, settings.base_url, settings.function, settings.interval,
+                                settings.entitlement, timeout=(min(5.0, settings.api_timeout), settings.api_timeout),
+                                gate=SendGate(limiter.min_interval),
+                                close_of=lambda day: TradingCalendar.nyse().close_of(day))
     seen, memory = NewQuoteFilter(), ScheduleMemory()
     held = load_state(settings.state_path, limiter, seen, memory)
     publisher: QuotePublisher | None = None

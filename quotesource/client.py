@@ -30,6 +30,7 @@ from quotesource.alphavantage import (
     parse_intraday,
 )
 from quotesource.bulk import REALTIME_BULK_QUOTES, parse_bulk_quotes
+from quotesource.send_gate import SendGate, gated_session
 
 
 @dataclass
@@ -50,7 +51,7 @@ class AlphaVantageClient:
 
     def __init__(self, api_key: str, base_url: str, function: str = GLOBAL_QUOTE, interval: str = "5min",
                  entitlement: str = "", timeout: tuple[float, float] = (5.0, 20.0),
-                 session: requests.Session | None = None,
+                 session: requests.Session | None = None, gate: SendGate | None = None,
                  close_of: Callable[[date], datetime] = lambda day: regular_session(day).close) -> None:
         self._api_key = api_key
         self.close_of = close_of  # when a day's session closed: the time of its TIME_SERIES_DAILY quote
@@ -59,6 +60,7 @@ class AlphaVantageClient:
         self.interval = interval
         self.entitlement = entitlement
         self.timeout = timeout
+        self.gate = gate  # calls in flight at once still leave the spacing apart (quotesource/send_gate.py)
         self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
         if session is not None:
             self._sessions.put(session)
@@ -82,7 +84,7 @@ class AlphaVantageClient:
         try:
             session = self._sessions.get_nowait()
         except queue.Empty:
-            session = requests.Session()
+            session = gated_session(self.gate) if self.gate else requests.Session()
         try:
             yield session
         finally:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +17,22 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alphavantage"
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number, for Pythons that do not name it
+
+
+def kernel_arrival(connection: socket.socket) -> float | None:
+    """When the next request's first bytes reached this machine, as the kernel stamped them (None: no
+    stamp). Peeked, not read: the request is parsed as usual. A time taken in the handler would also
+    count how long the test process took to schedule its thread."""
+    try:
+        _, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    except OSError:
+        return None
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return seconds + nanoseconds / 1e9
+    return None
 
 
 def fixture(name: str) -> bytes:
@@ -66,10 +85,13 @@ class AlphaVantageStandIn:
         self.bulk_unknown: set[str] = set()  # symbols bulk answers leave out
         self._bulk_sequence = itertools.count()
         self.requests: list[dict[str, str]] = []
-        self.request_times: list[float] = []
+        self.request_times: list[float] = []  # when each request reached this machine (kernel_arrival)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        # On the listening socket too: the kernel stamps a packet only if stamping was on when it arrived.
+        with contextlib.suppress(OSError):
+            self._server.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -108,11 +130,22 @@ class AlphaVantageStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            arrived_at: float | None = None
+
+            def setup(self) -> None:
+                super().setup()
+                with contextlib.suppress(OSError):
+                    self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+            def handle_one_request(self) -> None:
+                self.arrived_at = kernel_arrival(self.connection)
+                super().handle_one_request()
+
             def do_GET(self) -> None:
                 query = {key: values[-1] for key, values in parse_qs(urlsplit(self.path).query).items()}
                 with standin._lock:
                     standin.requests.append(query)
-                    standin.request_times.append(time.time())
+                    standin.request_times.append(self.arrived_at or time.time())
                 if query.get("apikey", "") == "":
                     answer = recorded("error_missing_apikey.json")
                 else:
