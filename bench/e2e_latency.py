@@ -5,7 +5,10 @@ this process sends project-format messages at a fixed rate with the project's pr
 and a watcher process reads the database (WAL readers see only committed rows) to stamp the
 moment each row becomes visible. A run first sends at the rate for --warmup seconds, unmeasured
 (the consumer's start, the group join and a cold JIT in a fresh broker are not the steady state),
-then measures for --seconds. The runs share one broker.
+then measures for --seconds. The runs share one broker. Each run also says where its slowest 1% of
+quotes spent their time: until the broker appended them, until the consumer wrote their rows (the
+fetch, the decoding, and waiting while the batch before was stored), and until the commit was seen.
+With --busy-cores N the runs are repeated while N other processes each keep a core busy.
 
 After the runs: the latency of a single quote sent to an idle consumer (the case a real feed
 mostly is), and what an idle consumer costs: its fetch requests per second and its CPU.
@@ -13,6 +16,7 @@ mostly is), and what an idle consumer costs: its fetch requests per second and i
     python bench/e2e_latency.py                          # 5 runs of 1,000 msg/s for 30 s
     python bench/e2e_latency.py --rate 5000 --seconds 20
     python bench/e2e_latency.py --runs 1 --rate 500 --seconds 10 --idle-quotes 5
+    python bench/e2e_latency.py --busy-cores 1             # 5 runs, then 5 with one core taken
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import PROJECT_DIR, bench_settings, broker, fresh_name, percentile, quote_message
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from config import load_settings
-from streaming.kafka_client import create_consumer, create_producer, ensure_topic
+from streaming.kafka_client import TOPIC_PARTITIONS, create_admin, create_consumer, create_producer, ensure_topic
 
 Key = tuple[str, str]  # (symbol, ts): a stored row
 
@@ -109,13 +113,22 @@ def watch_commits(db_path: Path, after_id: int = 0) -> None:
     connection.close()
 
 
+# The stages of a quote's way, each stamped by a different clock reader of this machine: this process
+# at send(), the broker when it appended the record (a LogAppendTime topic), SQLite when the consumer
+# inserted its row (`ingested_at`: after the decoding, inside the batch's transaction), the watcher
+# when the committed row became visible.
+STAGES = ("send -> broker", "broker -> row written", "row written -> committed and seen")
+
+
 @dataclass
 class Run:
-    """One measured run: the latency of each quote sent (ms), and the rate actually offered."""
+    """One measured run: the latency of each quote sent (ms), the rate actually offered, and where the
+    slowest 1% of quotes spent their time (mean ms per stage)."""
 
     latencies: list[float]
     sent: int
     offered: float
+    tail_stages: dict[str, float]
 
 
 def row_key(key: bytes, value: bytes) -> Key:
@@ -138,10 +151,17 @@ def running_consumer(servers: str, workdir: Path, label: str, db_path: Path | No
                      first_message: tuple[bytes, bytes] | None = None) -> Iterator[Pipeline]:
     """consumer.py on a fresh topic and group, and a fresh database unless `db_path` names one, joined to its
     group, until the block ends (SIGTERM). `settings_env` adds settings; its log goes to `log_path` if given;
-    `first_message` (a quote the database does not hold yet) tells when it has joined."""
+    `first_message` (a quote the database does not hold yet) tells when it has joined. The topic's records
+    carry the time the broker appended them (LogAppendTime), for the stages of the tail."""
     topic = fresh_name(label)
     db_path = db_path or workdir / f"{fresh_name(label)}.db"
     settings = bench_settings(servers, topic, fresh_name(label), db_path)
+    admin = create_admin(settings)
+    try:
+        admin.create_topics({topic: {"num_partitions": TOPIC_PARTITIONS,
+                                     "configs": {"message.timestamp.type": "LogAppendTime"}}}, wait_for_metadata=True)
+    finally:
+        admin.close()
     ensure_topic(settings)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "KAFKA_TOPIC": topic,
            "KAFKA_GROUP_ID": settings.group_id, "DB_PATH": str(db_path), "LOG_LEVEL": "WARNING",
@@ -195,15 +215,90 @@ def send_at_rate(producer, topic: str, first: int, count: int, rate: float,
     return sent, count / max(time.monotonic() - started, 1e-9)
 
 
+def appended_at(servers: str, topic: str) -> dict[Key, float]:
+    """When the broker appended each record of the topic (read back from its start after the run)."""
+    reader = KafkaConsumer(bootstrap_servers=servers.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, number) for number in reader.partitions_for_topic(topic) or ()]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        ends = reader.end_offsets(partitions)
+        stamps: dict[Key, float] = {}
+        while any(reader.position(partition) < ends[partition] for partition in partitions):
+            for records in reader.poll(timeout_ms=1000).values():
+                for record in records:
+                    stamps[row_key(record.key, record.value)] = record.timestamp / 1000
+        return stamps
+    finally:
+        reader.close()
+
+
+def written_at(db_path: Path) -> dict[Key, float]:
+    """When the consumer inserted each row (its `ingested_at`, SQLite's clock to the millisecond)."""
+    connection = sqlite3.connect(db_path)
+    try:
+        rows = connection.execute("SELECT symbol, ts, CAST(strftime('%s', ingested_at) AS INTEGER) "
+                                  "+ CAST(substr(ingested_at, 21, 3) AS INTEGER) / 1000.0 FROM stock_prices")
+        return {(symbol, ts): at for symbol, ts, at in rows}
+    finally:
+        connection.close()
+
+
+def tail_stages(sent: dict[Key, float], appended: dict[Key, float], written: dict[Key, float],
+                seen: dict[Key, float]) -> dict[str, float]:
+    """Where the slowest 1% of quotes spent their time: the mean of each stage, in ms."""
+    complete = [key for key in sent if key in seen and key in appended and key in written]
+    slowest = sorted(complete, key=lambda key: seen[key] - sent[key])[-max(1, len(complete) // 100):]
+    marks = [(sent[key], appended[key], written[key], seen[key]) for key in slowest]
+    return {stage: statistics.fmean((stamps[index + 1] - stamps[index]) * 1000 for stamps in marks)
+            for index, stage in enumerate(STAGES)}
+
+
 def measure_load(servers: str, workdir: Path, rate: int, seconds: float, warmup: float) -> Run:
-    with running_consumer(servers, workdir, "latency") as pipeline:
+    db_path = workdir / f"{fresh_name('latency')}.db"
+    with running_consumer(servers, workdir, "latency", db_path=db_path) as pipeline:
         warm, total = int(rate * warmup), int(rate * seconds)
         send_at_rate(pipeline.producer, pipeline.topic, 0, warm, rate)
         sent, offered = send_at_rate(pipeline.producer, pipeline.topic, warm, total, rate)
         pipeline.producer.flush()
         pipeline.watch.wait_for_rows(1 + warm + total, 60)
-    latencies = [(pipeline.watch.seen[key] - at) * 1000 for key, at in sent.items() if key in pipeline.watch.seen]
-    return Run(latencies, total, offered)
+    seen = pipeline.watch.seen
+    latencies = [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
+    return Run(latencies, total, offered, tail_stages(sent, appended_at(servers, pipeline.topic), written_at(db_path),
+                                                      seen))
+
+
+@contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """`count` processes that each keep one core busy (the other work a service's machine always has)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def measure_runs(servers: str, workdir: Path, args: argparse.Namespace, label: str) -> list[Run]:
+    """args.runs runs, each printed as it ends."""
+    runs: list[Run] = []
+    for number in range(1, args.runs + 1):
+        run = measure_load(servers, workdir, args.rate, args.seconds, args.warmup)
+        runs.append(run)
+        lat = run.latencies
+        stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in run.tail_stages.items())
+        print(f"{label}run {number}: offered {run.offered:,.0f} msg/s for {args.seconds:g} s: {len(lat):,} of "
+              f"{run.sent:,} rows committed; send -> committed row (ms): p50 {percentile(lat, 0.50):.1f}  "
+              f"p95 {percentile(lat, 0.95):.1f}  p99 {percentile(lat, 0.99):.1f}  max {max(lat):.1f}; "
+              f"slowest 1%: {stages}", flush=True)
+    return runs
+
+
+def summary(runs: list[Run], rate: int, label: str) -> str:
+    p99s = [percentile(run.latencies, 0.99) for run in runs]
+    return (f"{label}p99 over {len(runs)} run(s) at {rate:,} msg/s (ms): worst {max(p99s):.1f}, median "
+            f"{statistics.median(p99s):.1f}, each {', '.join(f'{p:.1f}' for p in p99s)}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -265,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5, help="unmeasured seconds at the rate first (default 5)")
     parser.add_argument("--idle-quotes", type=int, default=20,
                         help="single quotes sent to an idle consumer, one at a time (default 20; 0: skip)")
+    parser.add_argument("--busy-cores", type=int, default=0, metavar="N",
+                        help="then the same runs again while N other processes each keep a core busy (default 0)")
     parser.add_argument("--watch", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--after-id", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -272,28 +369,24 @@ def main(argv: list[str] | None = None) -> int:
         watch_commits(args.watch, args.after_id)
         return 0
 
-    runs: list[Run] = []
+    loaded: list[Run] = []
     with broker() as servers, tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
-        for number in range(1, args.runs + 1):
-            run = measure_load(servers, Path(workdir), args.rate, args.seconds, args.warmup)
-            runs.append(run)
-            lat = run.latencies
-            print(f"run {number}: offered {run.offered:,.0f} msg/s for {args.seconds:g} s: {len(lat):,} of "
-                  f"{run.sent:,} rows committed; send -> committed row (ms): p50 {percentile(lat, 0.50):.1f}  "
-                  f"p95 {percentile(lat, 0.95):.1f}  p99 {percentile(lat, 0.99):.1f}  max {max(lat):.1f}",
-                  flush=True)
+        runs = measure_runs(servers, Path(workdir), args, "")
+        if args.busy_cores:
+            with busy_cores(args.busy_cores):
+                loaded = measure_runs(servers, Path(workdir), args, f"{args.busy_cores} busy core(s): ")
         if args.idle_quotes:
             idle, cpu_share = measure_idle(servers, Path(workdir), args.idle_quotes, idle_seconds=5)
             fetches_per_second, hold_ms = idle_fetch_rate(servers, Path(workdir), seconds=5)
-    p99s = [percentile(run.latencies, 0.99) for run in runs]
-    print(f"p99 over {len(runs)} run(s) at {args.rate:,} msg/s (ms): worst {max(p99s):.1f}, median "
-          f"{statistics.median(p99s):.1f}, each {', '.join(f'{p:.1f}' for p in p99s)}")
+    print(summary(runs, args.rate, ""))
+    if loaded:
+        print(summary(loaded, args.rate, f"with {args.busy_cores} busy core(s): "))
     if args.idle_quotes:
         print(f"a single quote to an idle consumer (ms): median {statistics.median(idle):.1f} of {len(idle)}, "
               f"max {max(idle):.1f}")
         print(f"an idle consumer: {fetches_per_second:.1f} fetch requests/s to its broker (each held "
               f"{hold_ms:.0f} ms), {cpu_share * 100:.1f}% of a core")
-    lost = sum(run.sent - len(run.latencies) for run in runs)
+    lost = sum(run.sent - len(run.latencies) for run in runs + loaded)
     if args.idle_quotes:
         lost += args.idle_quotes - len(idle)
     return 0 if not lost else 1
