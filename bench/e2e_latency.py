@@ -233,12 +233,13 @@ def appended_at(servers: str, topic: str) -> dict[Key, float]:
         reader.close()
 
 
-def written_at(db_path: Path) -> dict[Key, float]:
-    """When the consumer inserted each row (its `ingested_at`, SQLite's clock to the millisecond)."""
+def written_at(db_path: Path, after_id: int = 0) -> dict[Key, float]:
+    """When the consumer inserted each row after `after_id` (its `ingested_at`, SQLite's clock to the ms)."""
     connection = sqlite3.connect(db_path)
     try:
         rows = connection.execute("SELECT symbol, ts, CAST(strftime('%s', ingested_at) AS INTEGER) "
-                                  "+ CAST(substr(ingested_at, 21, 3) AS INTEGER) / 1000.0 FROM stock_prices")
+                                  "+ CAST(substr(ingested_at, 21, 3) AS INTEGER) / 1000.0 FROM stock_prices "
+                                  "WHERE id > ?", (after_id,))
         return {(symbol, ts): at for symbol, ts, at in rows}
     finally:
         connection.close()

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from e2e_latency import running_consumer, send_at_rate
+from e2e_latency import appended_at, newest_id, running_consumer, send_at_rate, tail_stages, written_at
 from harness import broker, percentile
 
 import db
@@ -161,6 +161,12 @@ def latencies(pipeline, sent: dict) -> list[float]:
     return [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
 
 
+def stages(servers: str, pipeline, path: Path, after_id: int, sent: dict) -> str:
+    """Where the slowest 1% of `sent` spent their time (bench/e2e_latency.py's stages)."""
+    spent = tail_stages(sent, appended_at(servers, pipeline.topic), written_at(path, after_id), pipeline.watch.seen)
+    return "slowest 1%: " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in spent.items())
+
+
 def summary(values: list[float], sent: int) -> str:
     return (f"{len(values):,} of {sent:,} rows committed; p50 {percentile(values, 0.5):.1f}  p99 "
             f"{percentile(values, 0.99):.1f}  max {max(values):.1f} ms")
@@ -227,20 +233,24 @@ def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int
     feed = LiveFeed()
     with broker() as servers:
         log_path = workdir / f"consumer-{feed.run}.log"
+        after_id = newest_id(path)
         with running_consumer(servers, workdir, "history", db_path=path, first_message=feed.take()) as pipeline:
             latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))  # warm-up, unmeasured
             sent = feed.send(pipeline, args.rate, lambda: True, args.seconds)
             quiet = latencies(pipeline, sent)
-        print(f"ingest at {args.rate:,} msg/s, no purge: {summary(quiet, len(sent))}", flush=True)
+        print(f"ingest at {args.rate:,} msg/s, no purge: {summary(quiet, len(sent))}; "
+              f"{stages(servers, pipeline, path, after_id, sent)}", flush=True)
 
         hours = math.ceil((datetime.now(UTC) - keep_from).total_seconds() / 3600)
         size_before = file_size(path)
+        after_id = newest_id(path)
         with running_consumer(servers, workdir, "history-purge", db_path=path,
                               settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
                               log_path=log_path, first_message=feed.take()) as pipeline:
             sent = feed.send(pipeline, args.rate, lambda: not PURGED.search(log_path.read_text()),
                              args.purge_minutes * 60)
             during = latencies(pipeline, sent)
+        during_stages = stages(servers, pipeline, path, after_id, sent)
         # A purge stopped by the consumer's stop logs what it did too.
         done = PURGED.search(log_path.read_text())
         if not done:
@@ -252,7 +262,7 @@ def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int
           f"{purged:,} raw quotes in {purge_seconds:.0f} s ({purged / purge_seconds:,.0f} rows/s, pauses "
           f"included), longest write lock {done['lock']} ms; file {size_before / 1e6:,.0f} MB -> "
           f"{file_size(path) / 1e6:,.0f} MB ({int(done['pages']):,} pages returned)", flush=True)
-    print(f"ingest at {args.rate:,} msg/s during the purge: {summary(during, len(sent))}", flush=True)
+    print(f"ingest at {args.rate:,} msg/s during the purge: {summary(during, len(sent))}; {during_stages}", flush=True)
     print(f"p99 during the purge / without: {percentile(during, 0.99) / percentile(quiet, 0.99):.2f}; "
           f"median {statistics.median(during):.1f} / {statistics.median(quiet):.1f} ms", flush=True)
     return 0
