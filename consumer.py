@@ -40,6 +40,7 @@ from service.heartbeat import beat
 from service.listener import ListenerError
 from service.registry import new_registry
 from service.start import start_listener
+from streaming.fetch_wait import FetchWait
 from streaming.kafka_client import (
     ConnectionWatch,
     Stopped,
@@ -105,6 +106,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
     `between_batches` runs after each cycle (a SIGHUP's reload of the rules)."""
     total = 0
     last_message = time.monotonic()
+    fetch_wait = FetchWait(consumer)
     while not stop.is_set():
         beat()
         between_batches()
@@ -113,6 +115,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
         except Stopped:
             log.info("stopped while the database was locked; the batch is read again at the next start")
             return total  # no offset commit: that batch is not stored
+        fetch_wait.after_poll(seen)
         watch.check()
         store.between_polls()
         total += stored

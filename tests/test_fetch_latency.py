@@ -16,6 +16,7 @@ import pytest
 from kafka import TopicPartition
 
 from config import load_settings
+from streaming.fetch_wait import BUSY_FETCH_WAIT_MS, FetchWait
 from streaming.kafka_client import create_consumer, create_producer, ensure_topic
 
 pytestmark = pytest.mark.slow
@@ -33,12 +34,17 @@ def poll_values(consumer, within: float = 30) -> tuple[list[bytes], float]:
     raise AssertionError("nothing arrived")
 
 
-def test_a_quote_is_not_held_behind_a_fetch_for_quiet_partitions(kafka_broker, topic):
+def quote_delays(kafka_broker, topic: str, fetch_max_wait_ms: str | None = None,
+                 fetch_wait: bool = False) -> list[float]:
+    """How long each of TRIES quotes waited when it arrived behind a fetch naming only quiet partitions."""
+    extra = {"KAFKA_FETCH_MAX_WAIT_MS": fetch_max_wait_ms} if fetch_max_wait_ms else {}
     settings = load_settings({"ALPHAVANTAGE_API_KEY": "unused", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-                              "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"{topic}-group"}, environ={}, env_file=None)
+                              "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"{topic}-group", **extra},
+                             environ={}, env_file=None)
     ensure_topic(settings)
     producer = create_producer(settings)
     consumer = create_consumer(settings)
+    waits = FetchWait(consumer) if fetch_wait else None
     busy = TopicPartition(topic, 0)
     delays = []
     try:
@@ -46,7 +52,11 @@ def test_a_quote_is_not_held_behind_a_fetch_for_quiet_partitions(kafka_broker, t
             # A first quote: once poll() has returned it, nothing is in flight but what it sends next.
             producer.send(topic, value=b"before %d" % attempt, partition=0)
             producer.flush()
-            assert poll_values(consumer)[0] == [b"before %d" % attempt]
+            values = poll_values(consumer)[0]
+            assert values == [b"before %d" % attempt]
+            if waits:
+                waits.after_poll(len(values))
+                assert waits.current_ms == BUSY_FETCH_WAIT_MS
             consumer.pause(busy)
             assert not consumer.poll(timeout_ms=10)  # sends the fetch naming partitions 1 and 2 only
             consumer.resume(busy)
@@ -59,6 +69,37 @@ def test_a_quote_is_not_held_behind_a_fetch_for_quiet_partitions(kafka_broker, t
     finally:
         consumer.close(autocommit=False)
         producer.close(timeout=5)
+    return delays
+
+
+def test_a_quote_is_not_held_behind_a_fetch_for_quiet_partitions(kafka_broker, topic):
+    delays = quote_delays(kafka_broker, topic)
     # The quote waits out the hold, KAFKA_FETCH_MAX_WAIT_MS (50 ms by default); with kafka-python's own
     # default, 500 ms, this test fails: each quote waited 0.45-0.5 s.
     assert max(delays) < 0.25, delays
+
+
+def test_while_quotes_flow_a_fetch_for_quiet_partitions_is_held_only_a_few_milliseconds(kafka_broker, topic):
+    # The configured hold is 500 ms: without FetchWait each quote waits about that long (0.45-0.5 s).
+    delays = quote_delays(kafka_broker, topic, fetch_max_wait_ms="500", fetch_wait=True)
+    assert max(delays) < 0.1, delays
+
+
+def test_an_idle_consumer_goes_back_to_the_configured_hold(kafka_broker, topic):
+    settings = load_settings({"ALPHAVANTAGE_API_KEY": "unused", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+                              "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"{topic}-group"}, environ={}, env_file=None)
+    consumer = create_consumer(settings)
+    now = [0.0]
+    try:
+        waits = FetchWait(consumer, clock=lambda: now[0])
+        assert waits.current_ms == 50
+        waits.after_poll(3)
+        assert waits.current_ms == BUSY_FETCH_WAIT_MS
+        now[0] = 0.9
+        waits.after_poll(0)
+        assert waits.current_ms == BUSY_FETCH_WAIT_MS
+        now[0] = 1.1  # a second without records: idle
+        waits.after_poll(0)
+        assert waits.current_ms == 50
+    finally:
+        consumer.close(autocommit=False)
