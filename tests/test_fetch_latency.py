@@ -44,7 +44,7 @@ def quote_delays(kafka_broker, topic: str, fetch_max_wait_ms: str | None = None,
     ensure_topic(settings)
     producer = create_producer(settings)
     consumer = create_consumer(settings)
-    waits = FetchWait(consumer) if fetch_wait else None
+    waits = FetchWait(consumer, busy_rate=0) if fetch_wait else None  # one quote at a time counts as busy
     busy = TopicPartition(topic, 0)
     delays = []
     try:
@@ -85,7 +85,7 @@ def test_while_quotes_flow_a_fetch_for_quiet_partitions_is_held_only_a_few_milli
     assert max(delays) < 0.1, delays
 
 
-def test_an_idle_consumer_goes_back_to_the_configured_hold(kafka_broker, topic):
+def test_a_slow_feed_and_an_idle_consumer_keep_the_configured_hold(kafka_broker, topic):
     settings = load_settings({"ALPHAVANTAGE_API_KEY": "unused", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
                               "KAFKA_TOPIC": topic, "KAFKA_GROUP_ID": f"{topic}-group"}, environ={}, env_file=None)
     consumer = create_consumer(settings)
@@ -93,12 +93,18 @@ def test_an_idle_consumer_goes_back_to_the_configured_hold(kafka_broker, topic):
     try:
         waits = FetchWait(consumer, clock=lambda: now[0])
         assert waits.current_ms == 50
-        waits.after_poll(3)
+        for tick in range(1, 11):  # 10 records a second: slower than BUSY_RATE
+            now[0] = tick * 0.1
+            waits.after_poll(1)
+        assert waits.current_ms == 50
+        for tick in range(11, 21):  # 300 a second
+            now[0] = tick * 0.1
+            waits.after_poll(30)
         assert waits.current_ms == BUSY_FETCH_WAIT_MS
-        now[0] = 0.9
+        now[0] = 2.9
         waits.after_poll(0)
         assert waits.current_ms == BUSY_FETCH_WAIT_MS
-        now[0] = 1.1  # a second without records: idle
+        now[0] = 3.1  # more than a second without records: idle
         waits.after_poll(0)
         assert waits.current_ms == 50
     finally:
