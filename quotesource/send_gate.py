@@ -21,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+STANDARD_POOLS = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+
 
 class SendGate:
     """Lets one request out at a time, each at least `interval` seconds after the previous one left."""
@@ -60,14 +62,15 @@ class _GatedSend:
 
 def _gated_pools(gate: SendGate) -> dict[str, type[HTTPConnectionPool]]:
     pools: dict[str, type[HTTPConnectionPool]] = {}
-    for scheme, pool in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
+    for scheme, pool in STANDARD_POOLS.items():
         connection = type(f"Gated{pool.ConnectionCls.__name__}", (_GatedSend, pool.ConnectionCls), {"gate": gate})
         pools[scheme] = type(f"Gated{pool.__name__}", (pool,), {"ConnectionCls": connection})
     return pools
 
 
 class GatedAdapter(HTTPAdapter):
-    """requests' adapter whose connections, direct or through an HTTP(S) proxy, write through the gate."""
+    """requests' adapter whose connections, direct or through an HTTP(S) proxy, write through the gate
+    (through a SOCKS proxy they do not: only the limiter's spacing holds there)."""
 
     def __init__(self, gate: SendGate, **kwargs: Any) -> None:
         self._pools = _gated_pools(gate)
@@ -79,7 +82,8 @@ class GatedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, "pool_classes_by_scheme"):
+        # An HTTP(S) proxy's manager uses urllib3's plain pools; a SOCKS proxy's its own, left as they are.
+        if getattr(manager, "pool_classes_by_scheme", None) == STANDARD_POOLS:
             manager.pool_classes_by_scheme = self._pools
         return manager
 
