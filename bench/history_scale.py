@@ -250,9 +250,15 @@ def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int
         with running_consumer(servers, workdir, "history-purge", db_path=path,
                               settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
                               log_path=log_path, first_message=feed.take()) as pipeline:
+            # Warmed up as without the purge: a new topic's first seconds cost the sender, not the consumer.
+            latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))
             sent = feed.send(pipeline, args.rate, lambda: not PURGED.search(log_path.read_text()),
                              args.purge_minutes * 60)
             during = latencies(pipeline, sent)
+        if not during:
+            print("history_scale: error: the purge ended within the 5 s warm-up; generate more --quotes",
+                  file=sys.stderr)
+            return 1
         during_stages = stages(servers, pipeline, path, after_id, sent)
         # A purge stopped by the consumer's stop logs what it did too.
         done = PURGED.search(log_path.read_text())
