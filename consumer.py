@@ -101,9 +101,10 @@ def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int =
 
 def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
             watch: ConnectionWatch, idle_exit: float | None = None,
-            between_batches: Callable[[], None] = lambda: None) -> int:
+            between_batches: Callable[[], None] = lambda: None, working: Callable[[], bool] = lambda: False) -> int:
     """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored.
-    `between_batches` runs after each cycle (a SIGHUP's reload of the rules)."""
+    `between_batches` runs after each cycle (a SIGHUP's reload of the rules); while `working()` (the
+    housekeeping's purge) the consumer is not idle, so --idle-exit leaves no purge half done."""
     total = 0
     last_message = time.monotonic()
     fetch_wait = FetchWait(consumer)
@@ -123,6 +124,8 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
             last_message = time.monotonic()
         elif not consumer.assignment():
             last_message = time.monotonic()  # still joining the group: not idle yet
+        elif working():
+            last_message = time.monotonic()
         elif idle_exit is not None and time.monotonic() - last_message >= idle_exit:
             log.info("no message for %.0f s; stopping", idle_exit)
             break
@@ -138,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", dest="DB_PATH", metavar="PATH", help="SQLite database file (DB_PATH)")
     parser.add_argument("--group-id", dest="KAFKA_GROUP_ID", metavar="ID", help="consumer group (KAFKA_GROUP_ID)")
     parser.add_argument("--idle-exit", type=float, metavar="SECONDS",
-                        help="exit once no message has arrived for this long (batch jobs, tests)")
+                        help="exit once no message has arrived for this long and no purge is under way "
+                             "(batch jobs, tests)")
     parser.add_argument("--notify-test", action="store_true",
                         help="send a test message to every NOTIFY_URLS channel, print each result and exit "
                              "(1 if any failed)")
@@ -273,7 +277,7 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
             if metrics:
                 metrics.turn(consumer, store.outbox)
 
-        total = consume(consumer, store, stop, watch, args.idle_exit, between_batches)
+        total = consume(consumer, store, stop, watch, args.idle_exit, between_batches, housekeeper.working)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))

@@ -39,14 +39,20 @@ class Housekeeper:
         self.clock = clock
         self.every = every
         self._stop = threading.Event()
+        self._working = threading.Event()  # set while a round runs: the consumer is not idle then
         self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
 
     def start(self) -> None:
+        self._working.set()  # the first round starts now, before the thread gets to it
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+
+    def working(self) -> bool:
+        """True while a round (catch-up, purge, pages given back) is under way."""
+        return self._working.is_set()
 
     def _pause(self, seconds: float) -> None:
         self._stop.wait(max(seconds, 0.001))
@@ -58,11 +64,14 @@ class Housekeeper:
         connection = self.connect()
         try:
             while self._going():
+                self._working.set()
                 try:
                     self.once(connection)
                 except sqlite3.Error as exc:  # a locked or full disk: the next round tries again
                     log.warning("housekeeping of %s failed (%s); trying again in %s", self.path, exc,
                                 format_seconds(self.every))
+                finally:
+                    self._working.clear()
                 self._stop.wait(self.every)
         finally:
             connection.close()

@@ -35,7 +35,7 @@ def quote_count(path) -> int:
 
 
 def test_kill_9_mid_purge_loses_no_quote_that_is_not_in_its_bars(kafka_broker, topic, standin, tmp_path):
-    rows = old_quotes(240_000)
+    rows = old_quotes(60_000)
     path = tmp_path / "stocks.db"
     connection = db.connect(path)
     for start in range(0, len(rows), 5000):
@@ -59,8 +59,9 @@ def test_kill_9_mid_purge_loses_no_quote_that_is_not_in_its_bars(kafka_broker, t
     assert set(kept) <= set(rows)
     assert table_bars(connection) == expected  # every bar whole: each deleted quote is in one
     connection.close()
-    # The next start carries on and finishes, and says what it did.
-    with running(start_script("consumer.py", "--idle-exit", "15", env=env, log_path=log_path)) as consumer:
+    # The next start carries on and finishes, and says what it did: --idle-exit waits for the purge,
+    # however much longer than its second that takes.
+    with running(start_script("consumer.py", "--idle-exit", "1", env=env, log_path=log_path)) as consumer:
         consumer.wait(90)
     assert consumer.returncode == 0, log_path.read_text()
     connection = db.connect(path)
