@@ -17,7 +17,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from alerts.rules import MoveRule, Rule, RuleError, parse_rules
+from alerts.routes import Routes, parse_routed_rules, unknown_names
+from alerts.rules import MoveRule, Rule, RuleError
 from common.cli import print_error
 from common.redact import configure_logging
 from common.setting_values import (
@@ -34,7 +35,7 @@ from common.setting_values import (
 from common.symbols import SYMBOL_PATTERN
 from history.retention import Retention, read_retention
 from market.hours import POLL_MODES
-from notify.channels import shown, split_urls, url_secrets
+from notify.channels import Channel, ChannelError, parse_channels, split_urls, url_secrets
 from service.address import ListenAddress, check_token, parse_listen_address
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -74,10 +75,11 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_SASL_USERNAME", "", "SASL user name"),
     ("KAFKA_SASL_PASSWORD", "", "SASL password (secret)"),
     ("KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates (with SSL)"),
-    ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 cooldown 30m "
-                        "(empty: none)"),
-    ("NOTIFY_URLS", "", "where consumer.py sends each alert: apprise URLs separated by spaces, e.g. "
-                        "json://host/path tgram://token/chat mailtos://user:password@host (secret; empty: none)"),
+    ("ALERT_RULES", "", "alert rules, comma-separated: 2%/15m, TSLA:5%/1h, AAPL>200, IBM<150 cooldown 30m; "
+                        "-> names the channels a rule's alerts go to: TSLA:5%/1h -> phone team (empty: none)"),
+    ("NOTIFY_URLS", "", "where consumer.py sends each alert: apprise URLs separated by spaces, each optionally "
+                        "named for ALERT_RULES' ->, e.g. json://host/path phone=ntfy://topic "
+                        "mail=mailtos://user:password@host (secret; empty: none)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("RETAIN_QUOTES", "forever", "how long consumer.py keeps raw quotes: 30d, 12w, 1y or forever (older ones are "
                                  "purged hourly; their 1-minute and daily bars stay)"),
@@ -118,7 +120,8 @@ class Settings:
     fetch_max_wait_ms: int
     alerts_topic: str
     alert_rules: tuple[Rule, ...]
-    notify_urls: tuple[str, ...] = field(repr=False)  # they carry tokens and passwords
+    alert_routes: Routes  # which named channels a rule's alerts go to (alerts/routes.py)
+    notify_channels: tuple[Channel, ...] = field(repr=False)  # their URLs carry tokens and passwords
     security_protocol: str
     sasl_mechanism: str
     sasl_username: str
@@ -139,7 +142,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """What no log line or message may show: the API key, SASL password, listener tokens, notification tokens."""
         return [self.api_key, self.sasl_password, self.metrics_token, self.web_token,
-                *(secret for url in self.notify_urls for secret in url_secrets(url))]
+                *(secret for channel in self.notify_channels for secret in url_secrets(channel.url))]
 
     def kafka_security(self) -> dict[str, str]:
         """kafka-python keyword arguments for the cluster's security settings (empty for PLAINTEXT)."""
@@ -227,7 +230,11 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
     sasl_mechanism = choice("KAFKA_SASL_MECHANISM", values["KAFKA_SASL_MECHANISM"], SASL_MECHANISMS,
                              upper=True)
     metrics_address = parse_listen_address("METRICS_ADDRESS", values["METRICS_ADDRESS"])
-    alert_rules = _alert_rules(values["ALERT_RULES"])
+    alert_rules, alert_routes = _alert_rules(values["ALERT_RULES"])
+    notify_channels = _notify_channels(values["NOTIFY_URLS"])
+    unknown = unknown_names(alert_routes, (channel.label for channel in notify_channels))
+    if unknown:
+        raise ConfigError("ALERT_RULES", unknown)
     windows = [rule.window for rule in alert_rules if isinstance(rule, MoveRule)]
     if security_protocol.startswith("SASL") and not sasl_mechanism:
         raise ConfigError("KAFKA_SASL_MECHANISM", f"must be set when KAFKA_SECURITY_PROTOCOL is {security_protocol}")
@@ -251,7 +258,8 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
         fetch_max_wait_ms=fetch_max_wait_ms(values["KAFKA_FETCH_MAX_WAIT_MS"]),
         alerts_topic=topic_name("KAFKA_ALERTS_TOPIC", values["KAFKA_ALERTS_TOPIC"]),
         alert_rules=alert_rules,
-        notify_urls=_notify_urls(values["NOTIFY_URLS"]),
+        alert_routes=alert_routes,
+        notify_channels=notify_channels,
         security_protocol=security_protocol,
         sasl_mechanism=sasl_mechanism,
         sasl_username=values["KAFKA_SASL_USERNAME"].strip(),
@@ -283,18 +291,16 @@ def secrets_as_given(from_file: Mapping[str, str | None], environ: Mapping[str, 
     return found
 
 
-def _notify_urls(text: str) -> tuple[str, ...]:
-    urls = split_urls(text)
-    for url in urls:
-        if "://" not in url:
-            raise ConfigError("NOTIFY_URLS", f"{shown(url)!r} is not a URL (scheme://..., e.g. json://host/path); "
-                                             "separate URLs with spaces")
-    return urls
-
-
-def _alert_rules(text: str) -> tuple[Rule, ...]:
+def _notify_channels(text: str) -> tuple[Channel, ...]:
     try:
-        return parse_rules(text)
+        return parse_channels(text)
+    except ChannelError as exc:
+        raise ConfigError("NOTIFY_URLS", str(exc)) from None
+
+
+def _alert_rules(text: str) -> tuple[tuple[Rule, ...], Routes]:
+    try:
+        return parse_routed_rules(text)
     except RuleError as exc:
         raise ConfigError("ALERT_RULES", str(exc)) from None
 

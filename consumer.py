@@ -25,6 +25,7 @@ from kafka.errors import CommitFailedError, KafkaError
 import db
 from alerts.engine import AlertEngine
 from alerts.outbox import AlertOutbox, count_unpublished_alerts, process_identity
+from alerts.routes import Routes
 from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
 from config import Settings, add_common_arguments, settings_epilog, settings_from_args
 from history.housekeeper import Housekeeper
@@ -143,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-exit", type=float, metavar="SECONDS",
                         help="exit once no message has arrived for this long and no purge is under way "
                              "(batch jobs, tests)")
-    parser.add_argument("--notify-test", action="store_true",
-                        help="send a test message to every NOTIFY_URLS channel, print each result and exit "
-                             "(1 if any failed)")
+    parser.add_argument("--notify-test", nargs="?", const="", metavar="NAME",
+                        help="send a test message to every NOTIFY_URLS channel (or only the one named NAME), "
+                             "print each result and exit (1 if any failed)")
     add_common_arguments(parser)
     return parser
 
@@ -173,8 +174,8 @@ def open_alert_outbox(settings: Settings, connection: sqlite3.Connection,
 def announce_rules(settings: Settings) -> None:
     if not settings.alert_rules:
         return
-    log.info("alert rules: %s (alerts go to topic %s)", ", ".join(rule.text for rule in settings.alert_rules),
-             settings.alerts_topic)
+    log.info("alert rules: %s (alerts go to topic %s)",
+             ", ".join(settings.alert_routes.describe(rule) for rule in settings.alert_rules), settings.alerts_topic)
     for rule in settings.alert_rules:
         if rule.symbol is not None and rule.symbol not in settings.symbols:
             log.warning("alert rule %s names %s, which is not in STOCK_SYMBOLS; it fires only if quotes "
@@ -207,7 +208,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         connection.close()
         return ExitCode.STORAGE
     try:
-        channels = check_channels(settings.notify_urls)
+        channels = check_channels(settings.notify_channels)
     except ChannelError as exc:
         print_error("consumer", f"NOTIFY_URLS: {exc}")
         connection.close()
@@ -252,22 +253,23 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
     store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics, turn=turn)
     owner = outbox.owner if outbox else process_identity()
 
-    def switch_channels(to: tuple[Channel, ...]) -> None:
-        """Deliver to these channels from now on (at start, and after a SIGHUP changed NOTIFY_URLS)."""
+    def switch_channels(to: tuple[Channel, ...], routes: Routes) -> None:
+        """Deliver to these channels by these routes from now on (at start, and after a SIGHUP changed
+        NOTIFY_URLS or the routes in ALERT_RULES)."""
         if store.delivery:
             store.delivery.stop()
-        store.delivery = NotificationDelivery(settings.db_path, to, owner,
-                                              metrics=metrics.notify if metrics else None) if to else None
+        store.delivery = NotificationDelivery(settings.db_path, to, owner, metrics=metrics.notify if metrics else None,
+                                              routes=routes) if to else None
         if store.delivery:
             store.delivery.start()
 
     reloader = RuleReloader(args, store, lambda fresh: open_alert_outbox(fresh, connection, stop), announce_rules,
-                            settings.notify_urls, switch_channels)
+                            settings.notify_channels, settings.alert_routes, switch_channels)
     reloader.install()
     housekeeper = Housekeeper(settings.db_path, lambda: db.connect(settings.db_path, busy_timeout=1.0),
                               settings.retention, turn=turn)
     try:
-        switch_channels(channels)
+        switch_channels(channels, settings.alert_routes)
         housekeeper.start()
         readiness.watch = watch = ConnectionWatch(consumer, settings.bootstrap_servers)
 
@@ -300,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args("consumer", args)
     if settings is None:
         return ExitCode.BAD_CONFIG
-    if args.notify_test:
-        return run_guarded("consumer", settings.secrets, lambda: notify_test(settings.notify_urls))
+    if args.notify_test is not None:
+        return run_guarded("consumer", settings.secrets,
+                           lambda: notify_test(settings.notify_channels, args.notify_test or None))
     return run_guarded("consumer", settings.secrets, lambda: run(settings, args))
 
 

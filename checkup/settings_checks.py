@@ -11,7 +11,7 @@ from pathlib import Path
 from checkup.finding import Finding, fail, ok, warn
 from config import DEFAULTS, Settings, guess_setting
 from market.hours import PollingHours
-from notify.channels import ChannelError, check_channels
+from notify.channels import Channel, ChannelError, check_channels
 from polling.readiness import polling_hours_now
 
 # Alpha Vantage's demo key answers for IBM only (its documentation's examples); anything else is refused.
@@ -62,19 +62,29 @@ def metrics_listener(settings: Settings) -> Finding:
 
 
 def notify_urls(settings: Settings) -> list[Finding]:
-    if not settings.notify_urls:
+    if not settings.notify_channels:
         return [ok("NOTIFY_URLS", "empty: alerts are stored and published, not sent")]
     findings = []
-    for number, url in enumerate(settings.notify_urls, 1):
+    for number, configured in enumerate(settings.notify_channels, 1):
         what = f"NOTIFY_URLS #{number}"
         try:
-            [channel] = check_channels((url,))
+            [channel] = check_channels((configured,))
         except ChannelError as exc:
             findings.append(fail(what, str(exc)))
             continue
         findings.append(ok(what, f"{channel.name} parses; metrics call it channel=\"{channel.key}\" "
                                  "(consumer.py --notify-test sends a test message)"))
+        if settings.alert_routes.by_rule:
+            findings.append(_routed_to(what, channel, settings))
     return findings
+
+
+def _routed_to(what: str, channel: Channel, settings: Settings) -> Finding:
+    """Which rules' alerts a channel gets, once some rule routes with ->; a warning when none does."""
+    rules = [rule.text for rule in settings.alert_rules if settings.alert_routes.wants(channel.label, rule.text)]
+    if not rules:
+        return warn(what, f"{channel.name} gets no alert: every rule in ALERT_RULES routes elsewhere with ->")
+    return ok(what, f"{channel.name} gets the alerts of {', '.join(rules)}")
 
 
 def polling_hours(settings: Settings, now: datetime) -> Finding:

@@ -4,7 +4,8 @@ They come from the same places as at start (flags, environment, settings file), 
 settings file takes effect on `kill -HUP`. A set that cannot be read keeps the rules and channels in
 force, with one ERROR line saying why. New rules take over from the next batch: each symbol's state
 is rebuilt from the database, so a rule that already held does not fire on the switch. New channels
-start with the next alert; a channel kept keeps its place.
+start with the next alert; a channel kept keeps its place. Changed routes (ALERT_RULES' ->) apply
+to every alert not yet delivered, those stored before the signal included.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 from alerts.outbox import AlertOutbox
+from alerts.routes import Routes
 from alerts.rules import Rule
 from common.redact import add_secrets
 from config import ConfigError, Settings, read_settings
@@ -33,13 +35,16 @@ class RuleReloader:
 
     def __init__(self, args: argparse.Namespace, store: object,
                  open_outbox: Callable[[Settings], AlertOutbox | None],
-                 announce: Callable[[Settings], None], urls: tuple[str, ...] = (),
-                 switch_channels: Callable[[tuple[Channel, ...]], None] = lambda channels: None) -> None:
+                 announce: Callable[[Settings], None], channels: tuple[Channel, ...] = (),
+                 routes: Routes | None = None,
+                 switch_channels: Callable[[tuple[Channel, ...], Routes], None] = lambda channels, routes: None,
+                 ) -> None:
         self.args = args
         self.store = store  # ingest.store.QuoteStore: its engine and outbox
         self.open_outbox = open_outbox
         self.announce = announce
-        self.urls = urls
+        self.channels = channels
+        self.routes = routes or Routes()
         self.switch_channels = switch_channels
         self.requested = threading.Event()
 
@@ -53,17 +58,20 @@ class RuleReloader:
         engine = self.store.engine
         try:
             settings = read_settings(self.args)
-            channels = check_channels(settings.notify_urls) if settings.notify_urls != self.urls else None
+            if settings.notify_channels != self.channels:
+                check_channels(settings.notify_channels)
         except (ConfigError, ChannelError) as exc:
             reason = f"NOTIFY_URLS: {exc}" if isinstance(exc, ChannelError) else exc
             log.error("SIGHUP: the settings cannot be read, so the alert rules (%s) and notification channels in "
                       "force are kept: %s", rules_text(engine.rules), reason)
             return
-        if channels is not None:
+        if settings.notify_channels != self.channels or settings.alert_routes != self.routes:
             add_secrets(settings.secrets)
-            log.info("SIGHUP: notifications now go to %s", ", ".join(channel.name for channel in channels) or "none")
-            self.urls = settings.notify_urls
-            self.switch_channels(channels)
+            log.info("SIGHUP: notifications now go to %s%s",
+                     ", ".join(channel.name for channel in settings.notify_channels) or "none",
+                     f"; routes: {settings.alert_routes.text()}" if settings.alert_routes.by_rule else "")
+            self.channels, self.routes = settings.notify_channels, settings.alert_routes
+            self.switch_channels(self.channels, self.routes)
         if settings.alert_rules == engine.rules:
             log.info("SIGHUP: alert rules unchanged: %s", rules_text(engine.rules))
             return

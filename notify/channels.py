@@ -12,15 +12,20 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from alerts.routes import CHANNEL_NAME
 from common.redact import redact
 
 # The service refused the request (4xx): credentials, a chat or channel that does not exist.
 REJECTED = re.compile(r"error=4\d\d|\b(?:401|403|404)\b|unauthori[sz]ed|forbidden|invalid (?:token|api|key)",
                       re.IGNORECASE)
+
+
+# `phone=ntfy://topic`: a channel name before the URL's scheme.
+NAMED_URL = re.compile(rf"(?P<name>{CHANNEL_NAME.pattern})=(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)")
 
 
 class ChannelError(ValueError):
@@ -32,9 +37,33 @@ def split_urls(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text.split()))
 
 
+def parse_channels(text: str) -> tuple[Channel, ...]:
+    """NOTIFY_URLS: `URL` or `name=URL` separated by spaces; ChannelError for a token that is not a URL
+    or a name given twice (the text shows no secret)."""
+    channels: list[Channel] = []
+    for token in split_urls(text):
+        named = NAMED_URL.fullmatch(token)
+        label, url = (named["name"], named["url"]) if named else (None, token)
+        if "://" not in url:
+            raise ChannelError(f"{shown(url)!r} is not a URL (scheme://..., e.g. json://host/path, or "
+                               "name=URL for a channel rules route to); separate URLs with spaces")
+        if label and any(channel.label == label for channel in channels):
+            raise ChannelError(f"the channel name {label!r} is given twice; each name=URL needs its own name")
+        same = next((channel for channel in channels if channel.url == url), None)
+        if same is None:
+            channels.append(Channel(url, label))
+        elif same.label != label:
+            raise ChannelError(f"{shown(url)!r} is given twice, as {same.label or 'unnamed'} and "
+                               f"{label or 'unnamed'}; give it once, with one name")
+    return tuple(channels)
+
+
 def url_secrets(url: str) -> list[str]:
     """The parts of a URL that may be credentials: user and password, a host that is not a host name
-    (Telegram's bot token, Discord's webhook id) and every long path segment (tokens, keys)."""
+    (Telegram's bot token, Discord's webhook id) and every long path segment (tokens, keys). A
+    `name=` before the URL is not part of it."""
+    named = NAMED_URL.fullmatch(url)
+    url = named["url"] if named else url
     try:
         parts = urlsplit(url)
         found = [parts.username or "", parts.password or ""]
@@ -55,13 +84,16 @@ def shown(url: str) -> str:
 
 @dataclass(frozen=True)
 class Channel:
-    """One notification URL, known by a digest of it (the database never holds the URL itself)."""
+    """One notification URL, known by a digest of it (the database never holds the URL itself), and
+    the name rules route to (`phone=ntfy://...`), if it has one."""
 
-    url: str
+    url: str = field(repr=False)
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return shown(self.url)
+        """How logs and --notify-test show it: `phone (ntfy://...)`, secrets masked."""
+        return f"{self.label} ({shown(self.url)})" if self.label else shown(self.url)
 
     @property
     def key(self) -> str:
@@ -74,15 +106,15 @@ class Sent(NamedTuple):
     reason: str
 
 
-def check_channels(urls: tuple[str, ...]) -> tuple[Channel, ...]:
+def check_channels(channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
     """The channels, each URL checked by apprise; ChannelError naming the first it cannot use."""
     import apprise  # imported only where notifications are configured: it loads a plugin per service
 
-    for url in urls:
-        if apprise.Apprise.instantiate(url) is None:
-            raise ChannelError(f"{shown(url)!r} is not a notification URL apprise can use (e.g. json://host/path, "
+    for channel in channels:
+        if apprise.Apprise.instantiate(channel.url) is None:
+            raise ChannelError(f"{channel.name!r} is not a notification URL apprise can use (e.g. json://host/path, "
                                "mailto://user:password@host, tgram://token/chat, ntfy://topic)")
-    return tuple(Channel(url) for url in urls)
+    return channels
 
 
 class _Capture(logging.Handler):

@@ -1,4 +1,4 @@
-"""Every alert to every notification channel, at least once, in order, without holding up the quotes.
+"""Every alert to each channel its rule routes it to, at least once, in order, without holding up the quotes.
 
 The alerts table is the outbox and `notify_channels` holds each channel's place in it (the last alert
 id delivered). A thread of its own, with its own connection, walks each channel forward one alert
@@ -6,7 +6,8 @@ at a time and moves the place only after the service accepted the message: a cra
 the alert in flight again. A channel that is down is retried with back-off (1 s doubling to a
 minute) and said once per outage; one that refuses us (a bad token) is an ERROR naming it.
 Several consumers on one database share a channel through a claim with a lease, like the alerts
-topic's outbox: one delivers at a time, so no alert reaches a channel twice.
+topic's outbox: one delivers at a time, so no alert reaches a channel twice. An alert a channel does
+not get (its rule routes elsewhere, alerts/routes.py) moves the channel's place like a delivered one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import db
 from alerts.outbox import CLAIM_LEASE, is_gone
+from alerts.routes import Routes
 from alerts.text import alert_body, alert_title
 from common.timestamps import format_time
 from notify.channels import Channel, Sent, send
@@ -81,10 +83,13 @@ def mark_notified(connection: sqlite3.Connection, channel: str, alert_id: int, o
         raise db.write_failure(exc, "recording a notification failed") from None
 
 
-def channel_backlogs(connection: sqlite3.Connection) -> dict[str, int]:
-    """Per channel, how many stored alerts it has not had yet."""
-    return dict(connection.execute(
-        "SELECT channel, (SELECT count(*) FROM alerts WHERE id > last_alert_id) FROM notify_channels"))
+def channel_backlog(connection: sqlite3.Connection, channel: str, skipped_rules: Sequence[str] = ()) -> int:
+    """How many stored alerts the channel has not had yet, leaving out those of the rules it does not get."""
+    marks = ", ".join("?" * len(skipped_rules))
+    row = connection.execute(
+        "SELECT count(*) FROM alerts, notify_channels WHERE channel = ? AND id > last_alert_id"
+        + (f" AND rule NOT IN ({marks})" if skipped_rules else ""), (channel, *skipped_rules)).fetchone()
+    return row[0]
 
 
 def channel_claimants(connection: sqlite3.Connection) -> list[str]:
@@ -113,8 +118,10 @@ class NotificationDelivery:
 
     def __init__(self, path: Path, channels: tuple[Channel, ...], owner: str, zone: ZoneInfo | None = None,
                  sender: Callable[[Channel, str, str], Sent] = send,
-                 clock: Callable[[], float] = time.monotonic, metrics: NotifyMetrics | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics: NotifyMetrics | None = None,
+                 routes: Routes | None = None) -> None:
         self.path = path
+        self.routes = routes or Routes()
         self.metrics = metrics
         self._counted_at = -1.0
         self.states = [ChannelState(channel) for channel in channels]
@@ -178,9 +185,10 @@ class NotificationDelivery:
         if not self.metrics or self.clock() - self._counted_at < 1.0:
             return
         self._counted_at = self.clock()
-        backlogs = channel_backlogs(connection)
         for state in self.states:
-            self.metrics.backlog.labels(state.channel.key).set(backlogs.get(state.channel.key, 0))
+            skipped = self.routes.skipped_by(state.channel.label)
+            self.metrics.backlog.labels(state.channel.key).set(channel_backlog(connection, state.channel.key,
+                                                                               skipped))
 
     def _next_wait(self) -> float:
         """Until the first retry is due, and at most a second (alerts stored by other consumers); new
@@ -200,13 +208,16 @@ class NotificationDelivery:
             for alert_id, alert in waiting:
                 if self._stop.is_set():
                     return False
-                sent = self.sender(state.channel, alert_title(alert), alert_body(alert, self.zone))
-                if not sent.ok:
-                    self._failed(state, sent)
-                    return False
+                wanted = self.routes.wants(state.channel.label, alert.rule)
+                if wanted:
+                    sent = self.sender(state.channel, alert_title(alert), alert_body(alert, self.zone))
+                    if not sent.ok:
+                        self._failed(state, sent)
+                        return False
                 if not mark_notified(connection, state.channel.key, alert_id, self.owner):
                     return False  # the claim lapsed meanwhile (a stall): another process carries on
-                self._delivered(state)
+                if wanted:
+                    self._delivered(state)
             return len(waiting) == BATCH
         except db.DatabaseBusy:
             state.next_try = self.clock() + 1.0

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from alert_feed import pipeline_env_without_kafka, quote_message, wait_for
 from alerts.text import alert_body, alert_title
 from conftest import pipeline_env, run_script, running, start_script
-from notify.channels import check_channels, send, shown, split_urls
+from notify.channels import Channel, check_channels, parse_channels, send, shown, split_urls
 from streaming.local_broker import free_port
 from streaming.messages import AlertRow
 from webhook import Webhook
@@ -52,13 +52,6 @@ def mailbox() -> Iterator[tuple[Mailbox, str]]:
     controller.stop()
 
 
-def wait_for(condition, timeout: float = 30, what: object = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert condition(), what() if callable(what) else what
-
-
 def test_the_text_says_what_happened_at_a_glance():
     assert alert_title(RULE_ALERT) == "IBM crossed above 150"
     assert alert_body(RULE_ALERT).startswith("IBM crossed above 150: 150.75 (+0.84% from 149.50) at ")
@@ -77,16 +70,16 @@ def test_urls_are_split_on_spaces_and_shown_without_their_secrets():
 
 def test_a_webhook_and_a_mailbox_get_the_message_and_a_dead_or_refusing_one_says_why(webhook, mailbox):
     box, mail_url = mailbox
-    hook, mail = check_channels((webhook.url(), mail_url))
+    hook, mail = check_channels(parse_channels(f"{webhook.url()} {mail_url}"))
     assert send(hook, "IBM crossed above 150", "body").ok
     assert webhook.received == [("/hook", {"version": "1.0", "title": "IBM crossed above 150", "message": "body",
                                            "attachments": [], "type": "info"})]
     assert send(mail, "IBM crossed above 150", "the body").ok
     assert box.messages[0]["Subject"] == "IBM crossed above 150"
-    dead = send(check_channels((f"json://127.0.0.1:{free_port()}/hook",))[0], "t", "b")
+    dead = send(Channel(f"json://127.0.0.1:{free_port()}/hook"), "t", "b")
     assert (dead.ok, dead.rejected) == (False, False)
     assert "Connection error" in dead.reason
-    refused = send(check_channels((webhook.url("refuse"),))[0], "t", "b")
+    refused = send(Channel(webhook.url("refuse")), "t", "b")
     assert (refused.ok, refused.rejected) == (False, True)
     assert "401" in refused.reason
 
@@ -109,22 +102,12 @@ def test_notify_test_prints_each_channel_and_fails_if_any_failed(webhook, tmp_pa
     ("nonsense://x", "consumer: error: NOTIFY_URLS: 'nonsense://***' is not a notification URL apprise can use "
                      "(e.g. json://host/path, mailto://user:password@host, tgram://token/chat, ntfy://topic)"),
     ("hooks.example.com/x", "consumer: error: NOTIFY_URLS: '***/x' is not a URL (scheme://..., e.g. "
-                            "json://host/path); separate URLs with spaces"),
+                            "json://host/path, or name=URL for a channel rules route to); separate URLs with "
+                            "spaces"),
 ])
 def test_a_bad_notification_url_exits_2_with_one_line(tmp_path, urls, line):
     result = run_script("consumer.py", "--notify-test", env=pipeline_env_without_kafka(tmp_path, NOTIFY_URLS=urls))
     assert (result.returncode, result.stderr.splitlines()[-1]) == (2, line)
-
-
-def pipeline_env_without_kafka(tmp_path: Path, **extra: str) -> dict[str, str]:
-    from conftest import TEST_API_KEY, script_env
-    return script_env(ALPHAVANTAGE_API_KEY=TEST_API_KEY, DB_PATH=str(tmp_path / "stocks.db"), **extra)
-
-
-def quote_message(price: float, minute: int, symbol: str = "IBM") -> bytes:
-    ts = f"2026-01-05T15:{minute:02d}:00.000Z"
-    return json.dumps({"v": 1, "symbol": symbol, "ts": ts, "price": price, "open": price, "high": price, "low": price,
-                       "volume": 1, "source": "TIME_SERIES_INTRADAY", "fetched_at": ts}).encode()
 
 
 def test_every_alert_reaches_every_channel_in_order_and_an_outage_is_one_warning(kafka_broker, topic, standin,
