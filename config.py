@@ -36,6 +36,7 @@ from common.symbols import SYMBOL_PATTERN
 from history.retention import Retention, read_retention
 from market.hours import POLL_MODES
 from notify.channels import Channel, ChannelError, parse_channels, split_urls, url_secrets
+from notify.schedule import ScheduleError, with_schedules
 from service.address import ListenAddress, check_token, parse_listen_address
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -80,6 +81,10 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("NOTIFY_URLS", "", "where consumer.py sends each alert: apprise URLs separated by spaces, each optionally "
                         "named for ALERT_RULES' ->, e.g. json://host/path phone=ntfy://topic "
                         "mail=mailtos://user:password@host (secret; empty: none)"),
+    ("NOTIFY_QUIET_HOURS", "", "named channels that get nothing at these hours, then one summary: "
+                               "phone=22:00-07:00 or phone=22:00-07:00@Europe/Berlin (default zone: the machine's)"),
+    ("NOTIFY_DIGEST", "", "named channels that get one summary instead of each alert: mail=close (the NYSE "
+                          "session's close) or team=30m (every 1m to 1d, on the UTC clock)"),
     ("DB_PATH", "stocks.db", "SQLite database file written by consumer.py"),
     ("RETAIN_QUOTES", "forever", "how long consumer.py keeps raw quotes: 30d, 12w, 1y or forever (older ones are "
                                  "purged hourly; their 1-minute and daily bars stay)"),
@@ -231,7 +236,7 @@ def load_settings(overrides: Mapping[str, str | None] | None = None,
                              upper=True)
     metrics_address = parse_listen_address("METRICS_ADDRESS", values["METRICS_ADDRESS"])
     alert_rules, alert_routes = _alert_rules(values["ALERT_RULES"])
-    notify_channels = _notify_channels(values["NOTIFY_URLS"])
+    notify_channels = _notify_channels(values["NOTIFY_URLS"], values["NOTIFY_QUIET_HOURS"], values["NOTIFY_DIGEST"])
     unknown = unknown_names(alert_routes, (channel.label for channel in notify_channels))
     if unknown:
         raise ConfigError("ALERT_RULES", unknown)
@@ -291,11 +296,13 @@ def secrets_as_given(from_file: Mapping[str, str | None], environ: Mapping[str, 
     return found
 
 
-def _notify_channels(text: str) -> tuple[Channel, ...]:
+def _notify_channels(urls: str, quiet_hours: str, digests: str) -> tuple[Channel, ...]:
     try:
-        return parse_channels(text)
+        return with_schedules(parse_channels(urls), quiet_hours, digests)
     except ChannelError as exc:
         raise ConfigError("NOTIFY_URLS", str(exc)) from None
+    except ScheduleError as exc:
+        raise ConfigError(exc.setting, str(exc)) from None
 
 
 def _alert_rules(text: str) -> tuple[tuple[Rule, ...], Routes]:

@@ -1,13 +1,17 @@
-"""An alert in words: the one log line, and the title and body a person reads (at a glance, in their time zone)."""
+"""An alert in words: the one log line, and the title and body a person reads (at a glance, in their time zone);
+several alerts in one summary, for quiet hours and digests."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerts.rules import AverageRule, GapRule, LevelRule, MoveRule, VolumeRule, parse_rule, plain_number
 from common.durations import format_duration
 from streaming.messages import AlertRow
+
+SUMMARY_MOVES = 3  # the biggest moves a summary names
 
 
 def price(value: float) -> str:
@@ -77,3 +81,36 @@ def describe_alert(alert: AlertRow) -> str:
     extreme = "low" if alert.direction == "up" else "high"
     return (f"{alert.symbol} {alert.direction} {alert.move_percent:+.2f}%: {alert.price!r} at {alert.ts}, from the "
             f"window's {extreme} {alert.reference_price!r} at {alert.reference_ts} [rule {alert.rule}]")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary_title(alerts: Sequence[AlertRow], why: str) -> str:
+    """'stockmon: 3 alerts while quiet (22:00-07:00)', 'stockmon: 12 alerts in the digest at the close'."""
+    return f"stockmon: {plural(len(alerts), 'alert')} {why}"
+
+
+def summary_body(alerts: Sequence[AlertRow], zone: ZoneInfo | None = None) -> str:
+    """Several alerts in one message: when, the biggest price moves, and per symbol how many, by which rules,
+    and the last price (the symbols with most alerts first)."""
+    by_symbol: dict[str, list[AlertRow]] = {}
+    for alert in alerts:
+        by_symbol.setdefault(alert.symbol, []).append(alert)
+    times = sorted(alert.ts for alert in alerts)
+    lines = [f"{plural(len(alerts), 'alert')} on {plural(len(by_symbol), 'symbol')}, {local(times[0], zone)} to "
+             f"{local(times[-1], zone)}."]
+    # A volume alert's move is the volume's, not the price's: it is not among the moves.
+    moves = [max(moved, key=lambda alert: abs(alert.move_percent)) for moved in
+             ([alert for alert in its if not isinstance(parse_rule(alert.rule), VolumeRule)]
+              for its in by_symbol.values()) if moved]
+    if moves:
+        biggest = sorted(moves, key=lambda alert: (-abs(alert.move_percent), alert.symbol))[:SUMMARY_MOVES]
+        lines.append("Biggest moves: " + ", ".join(f"{alert.symbol} {alert.move_percent:+.2f}%" for alert in biggest))
+    for symbol, its in sorted(by_symbol.items(), key=lambda item: (-len(item[1]), item[0])):
+        rules = ", ".join(dict.fromkeys(alert.rule for alert in its))
+        last = max(its, key=lambda alert: alert.ts)
+        lines.append(f"{symbol}: {plural(len(its), 'alert')} ({rules}), last {price(last.price)} at "
+                     f"{local(last.ts, zone)}")
+    return "\n".join(lines)

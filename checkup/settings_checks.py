@@ -76,6 +76,10 @@ def notify_urls(settings: Settings) -> list[Finding]:
                                  "(consumer.py --notify-test sends a test message)"))
         if settings.alert_routes.by_rule:
             findings.append(_routed_to(what, channel, settings))
+        timing = [f"quiet {channel.quiet.text()} (what comes then goes as one summary after)"] if channel.quiet else []
+        timing += [f"one digest {channel.digest.text()} instead of each alert"] if channel.digest else []
+        if timing:
+            findings.append(ok(what, f"{channel.name}: {'; '.join(timing)}"))
     return findings
 
 

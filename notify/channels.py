@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from alerts.routes import CHANNEL_NAME
 from common.redact import redact
+from notify.schedule import Digest, QuietHours
 
 # The service refused the request (4xx): credentials, a chat or channel that does not exist.
 REJECTED = re.compile(r"error=4\d\d|\b(?:401|403|404)\b|unauthori[sz]ed|forbidden|invalid (?:token|api|key)",
@@ -89,6 +90,8 @@ class Channel:
 
     url: str = field(repr=False)
     label: str | None = None
+    quiet: QuietHours | None = None  # NOTIFY_QUIET_HOURS: nothing in this window, a summary after it
+    digest: Digest | None = None  # NOTIFY_DIGEST: one summary per period instead of each alert
 
     @property
     def name(self) -> str:
@@ -147,7 +150,11 @@ def send(channel: Channel, title: str, body: str) -> Sent:
     with _apprise_messages() as capture:
         try:
             plugin = apprise.Apprise.instantiate(channel.url)
-            ok = bool(plugin and plugin.notify(body=body, title=title))
+            # Through an Apprise object: it turns our plain text into what the service takes (an e-mail's
+            # HTML part kept the lines of a summary as one paragraph, and '<' of IBM<150 as markup).
+            bundle = apprise.Apprise()
+            ok = bool(plugin and bundle.add(plugin) and bundle.notify(body=body, title=title,
+                                                                       body_format=apprise.NotifyFormat.TEXT))
         except Exception as exc:  # a plugin's own bug must not stop delivery to the others
             capture.messages.append(f"{type(exc).__name__}: {exc}")
             ok = False

@@ -7,7 +7,9 @@ the alert in flight again. A channel that is down is retried with back-off (1 s 
 minute) and said once per outage; one that refuses us (a bad token) is an ERROR naming it.
 Several consumers on one database share a channel through a claim with a lease, like the alerts
 topic's outbox: one delivers at a time, so no alert reaches a channel twice. An alert a channel does
-not get (its rule routes elsewhere, alerts/routes.py) moves the channel's place like a delivered one.
+not get (its rule routes elsewhere, alerts/routes.py) moves the channel's place like a delivered one;
+a channel in its quiet hours or waiting for its digest keeps its place until the summary is accepted
+(notify/outgoing.py says what each message holds).
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from zoneinfo import ZoneInfo
 import db
 from alerts.outbox import CLAIM_LEASE, is_gone
 from alerts.routes import Routes
-from alerts.text import alert_body, alert_title
 from common.timestamps import format_time
+from market.calendar import TradingCalendar
 from notify.channels import Channel, Sent, send
 from notify.metrics import NotifyMetrics
+from notify.outgoing import Message, digest, digest_due, each_alert
 from streaming.messages import AlertRow
 
 log = logging.getLogger("consumer")
 LONGEST_BACKOFF = 60.0
 BATCH = 50
+SUMMARY_MOST = 5000  # the most alerts a quiet-hours summary or a digest reads at once
+LONGEST_HOLD = 60.0  # a held channel looks again at least this often (a SIGHUP, a clock change)
 
 
 # This part's own queries, against the schema in db.py.
@@ -111,6 +116,7 @@ class ChannelState:
     failures: int = 0
     next_try: float = 0.0
     down_since: float | None = None  # when the outage began; None while delivering
+    held_until: datetime | None = None  # the end of the quiet hours or the digest time it waits for, once said
 
 
 class NotificationDelivery:
@@ -119,9 +125,12 @@ class NotificationDelivery:
     def __init__(self, path: Path, channels: tuple[Channel, ...], owner: str, zone: ZoneInfo | None = None,
                  sender: Callable[[Channel, str, str], Sent] = send,
                  clock: Callable[[], float] = time.monotonic, metrics: NotifyMetrics | None = None,
-                 routes: Routes | None = None) -> None:
+                 routes: Routes | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 calendar: TradingCalendar | None = None) -> None:
         self.path = path
         self.routes = routes or Routes()
+        self.now = now  # the wall clock of quiet hours and digests (tests inject one)
+        self._calendar = calendar
         self.metrics = metrics
         self._counted_at = -1.0
         self.states = [ChannelState(channel) for channel in channels]
@@ -197,31 +206,65 @@ class NotificationDelivery:
         return max(0.05, min([1.0, *(state.next_try - now for state in self.states if state.next_try > now)]))
 
     def _deliver(self, connection: sqlite3.Connection, state: ChannelState) -> bool:
-        """Send what the channel has not had yet, up to BATCH alerts; True when there may be more."""
-        now = datetime.now(UTC)
-        claim = db.Claim(self.owner, format_time(now))
+        """Send what the channel has not had yet, up to BATCH messages; True when there may be more."""
+        channel, now = state.channel, self.now()
+        if channel.quiet and channel.quiet.holds(now):
+            self._hold(state, channel.quiet.ends_after(now), now, "quiet hours")
+            return False
+        claim = db.Claim(self.owner, format_time(datetime.now(UTC)))
         try:
-            place = claim_channel(connection, state.channel.key, claim, format_time(now - CLAIM_LEASE))
+            place = claim_channel(connection, channel.key, claim, format_time(datetime.now(UTC) - CLAIM_LEASE))
             if place is None:
                 return False  # another consumer delivers to this channel now
-            waiting = alerts_after(connection, place, BATCH)
-            for alert_id, alert in waiting:
-                if self._stop.is_set():
+            most = SUMMARY_MOST if channel.quiet or channel.digest else BATCH
+            waiting = alerts_after(connection, place, most)
+            if not waiting:
+                return False
+            if channel.digest:
+                due = digest_due(channel, self.routes, waiting, self.calendar)
+                if due is not None and now < due:
+                    self._hold(state, due, now, f"the digest {channel.digest.text()}")
                     return False
-                wanted = self.routes.wants(state.channel.label, alert.rule)
-                if wanted:
-                    sent = self.sender(state.channel, alert_title(alert), alert_body(alert, self.zone))
-                    if not sent.ok:
-                        self._failed(state, sent)
-                        return False
-                if not mark_notified(connection, state.channel.key, alert_id, self.owner):
-                    return False  # the claim lapsed meanwhile (a stall): another process carries on
-                if wanted:
-                    self._delivered(state)
-            return len(waiting) == BATCH
+                messages = [digest(channel, self.routes, waiting, due)] if due else [Message(waiting[-1][0])]
+            else:
+                messages = each_alert(channel, self.routes, waiting)
+            for message in messages:
+                if self._stop.is_set() or not self._send(connection, state, message):
+                    return False
+            return len(waiting) == most or bool(channel.digest and messages and messages[-1].up_to < waiting[-1][0])
         except db.DatabaseBusy:
             state.next_try = self.clock() + 1.0
             return False
+
+    @property
+    def calendar(self) -> TradingCalendar:
+        if self._calendar is None:
+            self._calendar = TradingCalendar.nyse()
+        return self._calendar
+
+    def _send(self, connection: sqlite3.Connection, state: ChannelState, message: Message) -> bool:
+        """Send one message (none for alerts routed elsewhere) and move the channel's place past it."""
+        if message.alerts:
+            sent = self.sender(state.channel, message.title(), message.body(self.zone))
+            if not sent.ok:
+                self._failed(state, sent)
+                return False
+        if not mark_notified(connection, state.channel.key, message.up_to, self.owner):
+            return False  # the claim lapsed meanwhile (a stall): another process carries on
+        if message.alerts:
+            if message.summary_of:
+                log.info("notifications to %s: %d alert(s) sent as one summary (%s)", state.channel.name,
+                         len(message.alerts), message.summary_of)
+            self._delivered(state, len(message.alerts))
+        return True
+
+    def _hold(self, state: ChannelState, until: datetime, now: datetime, why: str) -> None:
+        """Look again when the hold ends (at least every LONGEST_HOLD), saying it once per hold."""
+        state.next_try = self.clock() + min(LONGEST_HOLD, max(0.05, (until - now).total_seconds()))
+        if state.held_until != until:
+            state.held_until = until
+            log.info("notifications to %s wait for %s, until %s", state.channel.name, why,
+                     until.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z"))
 
     def _failed(self, state: ChannelState, sent: Sent) -> None:
         if self.metrics:
@@ -239,9 +282,9 @@ class NotificationDelivery:
             log.warning("notifications to %s cannot be delivered (%s); alerts are kept and retried with back-off "
                         "up to every %.0f s", state.channel.name, sent.reason, LONGEST_BACKOFF)
 
-    def _delivered(self, state: ChannelState) -> None:
+    def _delivered(self, state: ChannelState, alerts: int = 1) -> None:
         if self.metrics:
-            self.metrics.delivered.labels(state.channel.key).inc()
+            self.metrics.delivered.labels(state.channel.key).inc(alerts)
         if state.down_since is not None:
             log.info("notifications to %s are delivered again after %s", state.channel.name,
                      timedelta(seconds=round(self.clock() - state.down_since)))

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, settings
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from alphavantage_standin import AlphaVantageStandIn
 from config import DEFAULTS
-from streaming.local_broker import LocalKafka
+from streaming.local_broker import LocalKafka, free_port
+from webhook import Mailbox, Webhook
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -93,6 +95,26 @@ def standin() -> Iterator[AlphaVantageStandIn]:
 # Every table of the schema: tests that check a run created nothing else (no injected table) compare to it.
 SCHEMA_TABLES = {"stock_prices", "rejected_messages", "alerts", "symbol_summary", "notify_channels", "history_state",
                  "bars_1m", "bars_1d"}
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A notification channel's HTTP server (json:// URLs)."""
+    server = Webhook()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, str]]:
+    """An SMTP server and the mailto:// URL that sends to it."""
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, f"mailto://127.0.0.1:{port}?from=stockmon@example.com&to=trader@example.com"
+    controller.stop()
 
 
 def script_env(**settings: str) -> dict[str, str]:

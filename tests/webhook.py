@@ -1,10 +1,14 @@
-"""A real local HTTP server for notification tests: it takes apprise's JSON posts (json://) and
-answers 401 under /refuse. Stops and starts on one port, to play a channel that goes down."""
+"""Real local servers for notification tests: an HTTP server taking apprise's JSON posts (json://),
+answering 401 under /refuse, that stops and starts on one port to play a channel that goes down;
+and an SMTP server's mailbox (aiosmtpd) for mailto://."""
 
 from __future__ import annotations
 
 import json
 import threading
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from streaming.local_broker import free_port
@@ -49,3 +53,14 @@ class Webhook:
 
     def url(self, path: str = "hook") -> str:
         return f"json://127.0.0.1:{self.port}/{path}"
+
+
+class Mailbox:
+    """aiosmtpd's handler: every message the SMTP server takes, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=email_policy))
+        return "250 OK"

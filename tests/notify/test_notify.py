@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.policy import default as email_policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from alert_feed import pipeline_env_without_kafka, quote_message, wait_for
 from alerts.text import alert_body, alert_title
@@ -19,37 +15,9 @@ from conftest import pipeline_env, run_script, running, start_script
 from notify.channels import Channel, check_channels, parse_channels, send, shown, split_urls
 from streaming.local_broker import free_port
 from streaming.messages import AlertRow
-from webhook import Webhook
 
 RULE_ALERT = AlertRow("IBM", "IBM>150", "up", 150.75, "2026-11-24T15:02:00.000Z", 149.5, "2026-11-24T15:01:00.000Z",
                       0.8361, "2026-11-24T15:02:01.000Z")
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    server = Webhook()
-    server.start()
-    yield server
-    server.stop()
-
-
-class Mailbox:
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=email_policy))
-        return "250 OK"
-
-    def __init__(self) -> None:
-        self.messages: list = []
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, str]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, f"mailto://127.0.0.1:{port}?from=stockmon@example.com&to=trader@example.com"
-    controller.stop()
 
 
 def test_the_text_says_what_happened_at_a_glance():
