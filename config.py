@@ -35,8 +35,8 @@ from common.setting_values import (
 from common.symbols import SYMBOL_PATTERN
 from history.retention import Retention, read_retention
 from market.hours import POLL_MODES
-from notify.channels import Channel, ChannelError, parse_channels, split_urls, url_secrets
-from notify.schedule import ScheduleError, with_schedules
+from notify.channels import Channel, ChannelError, parse_channels, split_urls, url_secrets, with_schedules
+from notify.schedule import ScheduleError
 from service.address import ListenAddress, check_token, parse_listen_address
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"

@@ -10,16 +10,12 @@ the close of the NYSE session), then go out as one message.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from common.durations import format_duration, parse_duration
 from market.calendar import TradingCalendar
-
-if TYPE_CHECKING:
-    from notify.channels import Channel
 
 QUIET_PATTERN = re.compile(r"(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})(?:@(?P<zone>.+))?")
 SHORTEST_DIGEST = timedelta(minutes=1)
@@ -134,20 +130,3 @@ class ScheduleError(ValueError):
         super().__init__(problem)
         self.setting = setting
 
-
-def with_schedules(channels: tuple[Channel, ...], quiet_hours: str, digests: str) -> tuple[Channel, ...]:
-    """The channels with the quiet hours (NOTIFY_QUIET_HOURS) and digests (NOTIFY_DIGEST) their names are given."""
-    names = sorted(channel.label for channel in channels if channel.label)
-    for setting, text, parse, attribute in (("NOTIFY_QUIET_HOURS", quiet_hours, parse_quiet_hours, "quiet"),
-                                            ("NOTIFY_DIGEST", digests, parse_digest, "digest")):
-        try:
-            given = {name: parse(value) for name, value in per_channel(text, setting).items()}
-        except ValueError as exc:
-            raise ScheduleError(setting, str(exc)) from None
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise ScheduleError(setting, f"no channel named {', '.join(unknown)} in NOTIFY_URLS (named ones: "
-                                         f"{', '.join(names) or 'none: name one as name=URL'})")
-        channels = tuple(replace(channel, **{attribute: given[channel.label]}) if channel.label in given else channel
-                         for channel in channels)
-    return channels
