@@ -50,7 +50,8 @@ def checks(settings: Settings, call: bool, now: Callable[[], datetime]) -> Itera
     yield from notify_urls(settings)
     yield polling_hours(settings, now())
     yield from kafka_checks(settings)
-    yield from database_checks(settings.db_path, settings.retention, now())
+    yield from database_checks(settings.db_path, settings.retention, now(), settings.notify_channels,
+                               settings.alert_routes)
     yield state_file(settings.state_path)
     if call:
         yield call_api(settings)

@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import db
+from alerts.routes import Routes
+from checkup.backlog_checks import backlog_checks
 from checkup.finding import Finding, fail, ok, warn
 from checkup.history_checks import history_checks
 from history.retention import Retention
 from ingest.readiness import database_writable
+from notify.channels import Channel
 from polling.readiness import writable_file
 
 # At premium rates the database grows by about 0.5 GB a trading day: below 1 GiB free it fills within days.
@@ -21,8 +24,10 @@ LOW_DISK_BYTES = 1 << 30
 KEEP_EVERYTHING = Retention()
 
 
-def database_checks(path: Path, retention: Retention = KEEP_EVERYTHING, now: datetime | None = None) -> list[Finding]:
-    """The file's checks, then (at the current schema) what it holds and when the consumer next purges."""
+def database_checks(path: Path, retention: Retention = KEEP_EVERYTHING, now: datetime | None = None,
+                    channels: tuple[Channel, ...] = (), routes: Routes | None = None) -> list[Finding]:
+    """The file's checks, then (at the current schema) what it holds, when the consumer next purges and
+    what each notification channel has still to get."""
     if not path.exists():
         creatable = writable_file(path)
         if not creatable.ok:
@@ -43,6 +48,7 @@ def database_checks(path: Path, retention: Retention = KEEP_EVERYTHING, now: dat
                     integrity(connection)]
         if version == db.SCHEMA_VERSION:
             findings += history_checks(connection, retention, now or datetime.now(UTC))
+            findings += backlog_checks(connection, channels, routes or Routes(), now or datetime.now(UTC))
     finally:
         connection.close()
     writable = database_writable(path)

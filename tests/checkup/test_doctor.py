@@ -91,6 +91,7 @@ def test_a_good_configuration_after_a_run_passes_and_shows_the_lag(kafka_broker:
         "ok    retention: quotes forever, 1-minute bars forever, daily bars forever, alerts forever (RETAIN_* not "
         "set: everything is kept)",
         "ok    next purge: none: nothing has a retention",
+        f"ok    notify backlog: json://127.0.0.1:{hook_port}/hook/*** has had every alert its rules give it",
         "ok    database write: stocks.db takes a write",
         r"re:(ok  |warn)  disk: (only )?\d+\.\d GB free on the disk of \.",
         "ok    PRODUCER_STATE_PATH: producer_state.json reads",

@@ -12,12 +12,13 @@ import pytest
 
 import db
 from alert_feed import wait_for
-from alerts.routes import Routes
+from alerts.routes import Routes, parse_routed_rules
+from checkup.backlog_checks import backlog_checks
 from checkup.settings_checks import notify_urls
 from config import load_settings
 from market.calendar import TradingCalendar
 from notify.channels import Channel
-from notify.delivery import NotificationDelivery
+from notify.delivery import NotificationDelivery, register_channels
 from notify.schedule import Digest, QuietHours, parse_digest, parse_quiet_hours
 from streaming.messages import AlertRow
 
@@ -207,3 +208,26 @@ def test_doctor_says_when_each_channel_is_quiet_and_which_takes_a_digest() -> No
         "phone (json://127.0.0.1:9/p): quiet 22:00-07:00 (what comes then goes as one summary after); one digest at "
         "the close instead of each alert",
         "mail (json://127.0.0.1:9/m): one digest every 30m instead of each alert"]
+
+
+def test_doctor_counts_each_channels_backlog_by_its_routes_and_says_which_are_held(tmp_path) -> None:
+    path = tmp_path / "stocks.db"
+    phone = Channel("json://127.0.0.1:9/p", "phone", quiet=QuietHours(time(22, 0), time(7, 0), NEW_YORK))
+    team, mail = Channel("json://127.0.0.1:9/t", "team"), Channel("json://127.0.0.1:9/m", "mail", digest=Digest())
+    connection = db.connect(path)
+    register_channels(connection, [channel.key for channel in (phone, team, mail)])
+    connection.close()
+    store(path, alert("IBM", "IBM>100", 101.0, 1.0, new_york(24, 21, 0)),
+          alert("MSFT", "MSFT>100", 101.0, 1.0, new_york(24, 21, 5)),
+          alert("IBM", "IBM>100", 102.0, 1.5, new_york(24, 22, 30)))
+    _, routes = parse_routed_rules("IBM>100 -> phone mail, MSFT>100 -> team")
+    connection = db.connect(path)
+    found = backlog_checks(connection, (phone, team, mail, Channel("json://127.0.0.1:9/n", "new")), routes,
+                           new_york(24, 23, 0))
+    connection.close()
+    assert [(finding.status, finding.why) for finding in found] == [
+        ("ok", "phone (json://127.0.0.1:9/p): 2 alert(s) held for its quiet hours (22:00-07:00 America/New_York)"),
+        ("warn", "team (json://127.0.0.1:9/t): 1 alert(s) not delivered yet; a running consumer sends them when the "
+                 "channel answers (its log says why not)"),
+        ("ok", "mail (json://127.0.0.1:9/m): 2 alert(s) for its next digest (at the close)"),
+        ("ok", "new (json://127.0.0.1:9/n) is new: the consumer starts it with the next alert")]
