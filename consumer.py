@@ -118,7 +118,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
             log.info("stopped while the database was locked; the batch is read again at the next start")
             return total  # no offset commit: that batch is not stored
         fetch_wait.after_poll(seen)
-        watch.check()
+        watch.check(delivered=bool(seen))
         store.between_polls()
         total += stored
         if seen:

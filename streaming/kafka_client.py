@@ -250,10 +250,11 @@ class ConnectionWatch:
                 return float(group["connection-count"])
         return 1.0  # metrics disabled: assume connected rather than raise false alarms
 
-    def check(self) -> None:
-        """Call often (each poll); looks at the metric at most once a second."""
+    def check(self, delivered: bool = False) -> None:
+        """Call often (each poll); looks at the metric at most once a second, and at once when a poll
+        `delivered` messages after a reported loss (a stop right after the return still says it is back)."""
         now = self.clock()
-        if now - self._checked_at < 1.0:
+        if now - self._checked_at < 1.0 and not (delivered and self._reported):
             return
         self._checked_at = now
         self.connected = self._connections() > 0
