@@ -36,7 +36,6 @@ from common.symbols import SYMBOL_PATTERN
 from history.retention import Retention, read_retention
 from market.hours import POLL_MODES
 from notify.channels import Channel, ChannelError, parse_channels, split_urls, url_secrets, with_schedules
-from notify.schedule import ScheduleError
 from service.address import ListenAddress, check_token, parse_listen_address
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -301,8 +300,6 @@ def _notify_channels(urls: str, quiet_hours: str, digests: str) -> tuple[Channel
         return with_schedules(parse_channels(urls), quiet_hours, digests)
     except ChannelError as exc:
         raise ConfigError("NOTIFY_URLS", str(exc)) from None
-    except ScheduleError as exc:
-        raise ConfigError(exc.setting, str(exc)) from None
 
 
 def _alert_rules(text: str) -> tuple[tuple[Rule, ...], Routes]:

@@ -34,9 +34,6 @@ class Routes:
         """The rules whose alerts this channel does not get."""
         return sorted(rule for rule, names in self.by_rule.items() if channel_name not in names)
 
-    def names(self) -> set[str]:
-        return {name for names in self.by_rule.values() for name in names}
-
     def describe(self, rule: Rule) -> str:
         """`TSLA:5%/1h -> phone team`, or the rule alone when it goes to every channel."""
         names = self.by_rule.get(rule.text)
@@ -86,7 +83,11 @@ def unknown_names(routes: Routes, known: Iterable[str | None]) -> str | None:
     for rule, names in routes.by_rule.items():
         missing = sorted(names - known_names)
         if missing:
-            have = ", ".join(sorted(known_names)) or "none: name one as name=URL"
-            return (f"{_route_text(rule, names)}: no channel named {', '.join(missing)} in "
-                    f"NOTIFY_URLS (named ones: {have})")
+            return f"{_route_text(rule, names)}: {no_channel_named(missing, known_names)}"
     return None
+
+
+def no_channel_named(missing: Iterable[str], known: Iterable[str]) -> str:
+    """The reason a setting names channels NOTIFY_URLS does not have, with the names it has."""
+    have = ", ".join(sorted(known)) or "none: name one as name=URL"
+    return f"no channel named {', '.join(sorted(missing))} in NOTIFY_URLS (named ones: {have})"

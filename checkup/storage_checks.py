@@ -47,8 +47,9 @@ def database_checks(path: Path, retention: Retention = KEEP_EVERYTHING, now: dat
         findings = [ok("DB_PATH", f"{path} opens ({file_size(path.stat().st_size)})"), schema(version),
                     integrity(connection)]
         if version == db.SCHEMA_VERSION:
-            findings += history_checks(connection, retention, now or datetime.now(UTC))
-            findings += backlog_checks(connection, channels, routes or Routes(), now or datetime.now(UTC))
+            now = now or datetime.now(UTC)
+            findings += history_checks(connection, retention, now)
+            findings += backlog_checks(connection, channels, routes or Routes(), now)
     finally:
         connection.close()
     writable = database_writable(path)

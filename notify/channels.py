@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from alerts.routes import CHANNEL_NAME
+from alerts.routes import CHANNEL_NAME, no_channel_named
 from common.redact import redact
-from notify.schedule import Digest, QuietHours, ScheduleError, parse_digest, parse_quiet_hours, per_channel
+from common.setting_values import ConfigError
+from notify.schedule import Digest, QuietHours, parse_digest, parse_quiet_hours, per_channel
 
 # The service refused the request (4xx): credentials, a chat or channel that does not exist.
 REJECTED = re.compile(r"error=4\d\d|\b(?:401|403|404)\b|unauthori[sz]ed|forbidden|invalid (?:token|api|key)",
@@ -60,18 +61,17 @@ def parse_channels(text: str) -> tuple[Channel, ...]:
 
 
 def with_schedules(channels: tuple[Channel, ...], quiet_hours: str, digests: str) -> tuple[Channel, ...]:
-    """The channels with the quiet hours (NOTIFY_QUIET_HOURS) and digests (NOTIFY_DIGEST) their names are given."""
-    names = sorted(channel.label for channel in channels if channel.label)
+    """The channels with the quiet hours (NOTIFY_QUIET_HOURS) and digests (NOTIFY_DIGEST) their names are given;
+    ConfigError naming the setting otherwise."""
+    names = {channel.label for channel in channels if channel.label}
     for setting, text, parse, attribute in (("NOTIFY_QUIET_HOURS", quiet_hours, parse_quiet_hours, "quiet"),
                                             ("NOTIFY_DIGEST", digests, parse_digest, "digest")):
         try:
             given = {name: parse(value) for name, value in per_channel(text, setting).items()}
         except ValueError as exc:
-            raise ScheduleError(setting, str(exc)) from None
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise ScheduleError(setting, f"no channel named {', '.join(unknown)} in NOTIFY_URLS (named ones: "
-                                         f"{', '.join(names) or 'none: name one as name=URL'})")
+            raise ConfigError(setting, str(exc)) from None
+        if set(given) - names:
+            raise ConfigError(setting, no_channel_named(set(given) - names, names))
         channels = tuple(replace(channel, **{attribute: given[channel.label]}) if channel.label in given else channel
                          for channel in channels)
     return channels

@@ -121,12 +121,3 @@ def per_channel(text: str, setting: str) -> dict[str, str]:
             raise ValueError(f"{name!r} is given twice in {setting}")
         found[name] = value
     return found
-
-
-class ScheduleError(ValueError):
-    """A quiet-hours or digest setting that cannot be used; `setting` names which."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(problem)
-        self.setting = setting
-
