@@ -39,6 +39,7 @@ from pathlib import Path
 
 from harness import PROJECT_DIR, bench_settings, broker, fresh_name, percentile, quote_message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from slow_disk import join
 
 from config import load_settings
 from streaming.kafka_client import TOPIC_PARTITIONS, create_admin, create_consumer, create_producer, ensure_topic
@@ -148,9 +149,11 @@ class Pipeline:
 @contextmanager
 def running_consumer(servers: str, workdir: Path, label: str, db_path: Path | None = None,
                      settings_env: dict[str, str] | None = None, log_path: Path | None = None,
-                     first_message: tuple[bytes, bytes] | None = None) -> Iterator[Pipeline]:
+                     first_message: tuple[bytes, bytes] | None = None,
+                     cgroup_tasks: Path | None = None) -> Iterator[Pipeline]:
     """consumer.py on a fresh topic and group, and a fresh database unless `db_path` names one, joined to its
     group, until the block ends (SIGTERM). `settings_env` adds settings; its log goes to `log_path` if given;
+    `cgroup_tasks` puts it into that cgroup (bench/slow_disk.py);
     `first_message` (a quote the database does not hold yet) tells when it has joined. The topic's records
     carry the time the broker appended them (LogAppendTime), for the stages of the tail."""
     topic = fresh_name(label)
@@ -169,7 +172,7 @@ def running_consumer(servers: str, workdir: Path, label: str, db_path: Path | No
     after_id = newest_id(db_path)
     with open(log_path or os.devnull, "ab") as log:
         process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
-                                   env=env, stderr=log)
+                                   env=env, stderr=log, preexec_fn=lambda: join(cgroup_tasks))
     watch = CommitWatch(db_path, after_id)
     producer = create_producer(settings)
     try:

@@ -15,11 +15,17 @@ no bars, no incremental vacuum (333 quotes a symbol and session: 9,990,000). The
 
     python bench/history_scale.py                     # 10M quotes, about an hour on 2 cores
     python bench/history_scale.py --quotes 1000000    # a quicker look
+
+    # Prepare once and keep it (DIR/stocks.db, and the consumer's log beside it), then measure the purge
+    # on copies, as often as needed:
+    python bench/history_scale.py --workdir DIR --prepare-only
+    cp DIR/stocks.db DIR/run.db && python bench/history_scale.py --database DIR/run.db
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import random
 import re
@@ -33,6 +39,7 @@ from pathlib import Path
 
 from e2e_latency import appended_at, newest_id, running_consumer, send_at_rate, tail_stages, written_at
 from harness import broker, percentile
+from slow_disk import SlowDiskError, slow_disk
 
 import db
 from history.catchup import catch_up
@@ -187,9 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-days", type=int, default=10, help="the last days the purge keeps (default 10)")
     parser.add_argument("--rate", type=int, default=1000, help="messages per second to the consumer (default 1,000)")
     parser.add_argument("--seconds", type=float, default=30, help="the latency run without a purge (default 30)")
-    parser.add_argument("--workdir", type=Path, help="where the database goes (default: a temporary folder)")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the database and the consumer's log in this folder (default: a temporary "
+                             "folder, removed at the end)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="stop after steps 1 and 2, leaving --workdir/stocks.db for --database")
     parser.add_argument("--purge-minutes", type=float, default=60,
                         help="measure at most this long of the purge (default 60)")
+    parser.add_argument("--disk-iops", type=int,
+                        help="cap the consumer's disk at this many reads and writes a second, in both latency "
+                             "phases (a slower disk; needs root and cgroup v1 blkio: bench/slow_disk.py)")
     parser.add_argument("--database", type=Path,
                         help="a database an earlier run prepared and left, rolled up (steps 1 and 2 skipped)")
     args = parser.parse_args(argv)
@@ -197,9 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     days = weekdays(FIRST_DAY, args.days)
     if args.database:
         return measure_purge(args.database, args, days)
-    with tempfile.TemporaryDirectory(prefix="stockmon-history-", dir=args.workdir) as workdir:
-        path = Path(workdir) / "stocks.db"
+    if args.prepare_only and not args.workdir:
+        parser.error("--prepare-only needs --workdir, where the prepared database stays")
+    with contextlib.ExitStack() as stack:
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stockmon-history-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / "stocks.db"
+        if path.exists():
+            parser.error(f"{path} exists; remove it, or measure it with --database")
         prepare(path, args, days)
+        if args.prepare_only:
+            print(f"prepared {path}; measure the purge on a copy with --database", flush=True)
+            return 0
         return measure_purge(path, args, days)
 
 
@@ -230,14 +253,31 @@ def prepare(path: Path, args: argparse.Namespace, days: list[date]) -> None:
 
 def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int:
     """The consumer's latency at the rate without a purge, then while its housekeeping purges all but the
-    last --keep-days (or for --purge-minutes of it)."""
-    workdir = path.parent
+    last --keep-days (or for --purge-minutes of it), on a capped disk with --disk-iops."""
     keep_from = datetime.combine(days[-args.keep_days], datetime.min.time(), UTC)
     feed = LiveFeed()
+    with contextlib.ExitStack() as stack:
+        try:
+            tasks = stack.enter_context(slow_disk(path, args.disk_iops)) if args.disk_iops else None
+        except SlowDiskError as exc:
+            print(f"history_scale: error: --disk-iops: {exc}", file=sys.stderr)
+            return 2
+        if tasks:
+            print(f"the consumer's disk is capped at {args.disk_iops:,} reads and {args.disk_iops:,} writes a second",
+                  flush=True)
+        return measure_latencies(path, args, days, keep_from, feed, tasks)
+
+
+def measure_latencies(path: Path, args: argparse.Namespace, days: list[date], keep_from: datetime, feed: LiveFeed,
+                      tasks: Path | None) -> int:
+    """The two latency phases, and the purge's figures from the consumer's log."""
+    workdir = path.parent
     with broker() as servers:
         log_path = workdir / f"consumer-{feed.run}.log"
+        print(f"the purging consumer's log: {log_path}", flush=True)
         after_id = newest_id(path)
-        with running_consumer(servers, workdir, "history", db_path=path, first_message=feed.take()) as pipeline:
+        with running_consumer(servers, workdir, "history", db_path=path, first_message=feed.take(),
+                              cgroup_tasks=tasks) as pipeline:
             latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))  # warm-up, unmeasured
             sent = feed.send(pipeline, args.rate, lambda: True, args.seconds)
             quiet = latencies(pipeline, sent)
@@ -249,7 +289,7 @@ def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int
         after_id = newest_id(path)
         with running_consumer(servers, workdir, "history-purge", db_path=path,
                               settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
-                              log_path=log_path, first_message=feed.take()) as pipeline:
+                              log_path=log_path, first_message=feed.take(), cgroup_tasks=tasks) as pipeline:
             # Warmed up as without the purge: a new topic's first seconds cost the sender, not the consumer.
             latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))
             sent = feed.send(pipeline, args.rate, lambda: not PURGED.search(log_path.read_text()),

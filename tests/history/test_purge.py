@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import db
 from config import ConfigError, load_settings
@@ -84,6 +86,51 @@ def test_each_purge_step_takes_the_consumers_turn_and_keeps_the_wal_small(tmp_pa
     worker.join(60)
     assert reports[0].total() > 30_000 and len(held_while_writing) > 100 and all(held_while_writing)
     assert os.path.getsize(f"{path}-wal") < 4e6  # the steps' pages went back to the file as it went
+
+
+# Quotes of three symbols over three days around the cutoff (2026-12-08T18:00Z for 3 days before NOW).
+STAMPS = [f"2026-12-{day:02d}T{hour:02d}:{minute:02d}:00.000Z" for day in (7, 8, 9) for hour in (15, 18, 20)
+          for minute in (0, 30)]
+stamped_quotes = st.builds(lambda symbol, ts, price: quote(symbol, ts, price), st.sampled_from(["IBM", "TSLA", "S3"]),
+                           st.sampled_from(STAMPS), st.floats(1, 500, allow_nan=False).map(lambda price: round(price, 2)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stream=st.lists(stamped_quotes, min_size=1, max_size=80, unique_by=lambda row: (row.symbol, row.ts)),
+       data=st.data())
+def test_a_purge_deletes_exactly_the_old_quotes_whatever_order_they_were_stored_in(tmp_path_factory, stream, data):
+    """The purge goes by stored order first: an old quote stored after new ones (a backfill, a late
+    delivery) goes too, and no new one does, in ranges of any size."""
+    connection = db.connect(tmp_path_factory.mktemp("purge") / "stocks.db")
+    deliveries = data.draw(st.permutations(stream))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(deliveries)), max_size=4)))
+    for start, end in zip([0, *cuts], [*cuts, len(deliveries)], strict=True):
+        db.save_batch(connection, deliveries[start:end], [])
+    bars = table_bars(connection)
+    report = Purge(connection, Retention(quotes=timedelta(days=3)), NOW, pause=lambda _: None,
+                   batch_rows=data.draw(st.integers(1, 40))).run()
+    cutoff = "2026-12-08T18:00:00.000Z"
+    assert stored_quotes(connection) == [row for row in deliveries if row.ts >= cutoff]
+    assert report.total() == sum(1 for row in deliveries if row.ts < cutoff)
+    assert table_bars(connection) == bars
+    connection.close()
+
+
+def test_old_quotes_stored_after_new_ones_are_purged_too(tmp_path):
+    """A backfill of old closes stored after a day of live quotes: the pass in stored order stops at the
+    live ones, the pass by symbol finds the closes."""
+    live = session_quotes(symbols=("IBM", "TSLA"), per_day=60)
+    live = [row for row in live if row.ts >= "2026-12-09"]
+    backfill = [quote("MSFT", f"2026-11-{day:02d}T21:00:00.000Z", 300 + day, "TIME_SERIES_DAILY") for day in
+                range(2, 27)]
+    connection = stored_in(tmp_path / "stocks.db", live + backfill + [quote("IBM", "2026-12-11T17:59:00.000Z", 99)])
+    ranges: list[str] = []
+    connection.set_trace_callback(lambda sql: ranges.append(sql) if sql.startswith("DELETE FROM stock_prices WHERE "
+                                                                                   "id >=") else None)
+    report = Purge(connection, Retention(quotes=timedelta(days=3)), NOW, pause=lambda _: None).run()
+    assert report.deleted == {"stock_prices": len(backfill)}
+    assert stored_quotes(connection) == [*live, quote("IBM", "2026-12-11T17:59:00.000Z", 99)]
+    assert len(ranges) == 1  # the first range held only new quotes: the rest were not scanned
 
 
 def test_quotes_the_catch_up_has_not_rolled_up_are_never_purged(tmp_path):
