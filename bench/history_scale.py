@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import random
 import re
 import sqlite3
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disk-iops", type=int,
                         help="cap the consumer's disk at this many reads and writes a second, in both latency "
                              "phases (a slower disk; needs root and cgroup v1 blkio: bench/slow_disk.py)")
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the database's pages from the page cache before each latency phase (a database "
+                             "larger than memory, whose oldest rows are on disk only)")
     parser.add_argument("--database", type=Path,
                         help="a database an earlier run prepared and left, rolled up (steps 1 and 2 skipped)")
     args = parser.parse_args(argv)
@@ -251,6 +255,20 @@ def prepare(path: Path, args: argparse.Namespace, days: list[date]) -> None:
     connection.close()
 
 
+def settle(path: Path, cold: bool) -> None:
+    """Write out what is still to be written (a copy or the preparation just made: left to the kernel, the
+    consumer's first fsyncs wait for gigabytes of it), and with `cold` drop the file from the page cache."""
+    os.sync()
+    if cold:
+        for part in (path, Path(f"{path}-wal")):
+            if part.exists():
+                descriptor = os.open(part, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(descriptor)
+
+
 def measure_purge(path: Path, args: argparse.Namespace, days: list[date]) -> int:
     """The consumer's latency at the rate without a purge, then while its housekeeping purges all but the
     last --keep-days (or for --purge-minutes of it), on a capped disk with --disk-iops."""
@@ -276,6 +294,7 @@ def measure_latencies(path: Path, args: argparse.Namespace, days: list[date], ke
         log_path = workdir / f"consumer-{feed.run}.log"
         print(f"the purging consumer's log: {log_path}", flush=True)
         after_id = newest_id(path)
+        settle(path, args.cold)
         with running_consumer(servers, workdir, "history", db_path=path, first_message=feed.take(),
                               cgroup_tasks=tasks) as pipeline:
             latencies(pipeline, feed.send(pipeline, args.rate, lambda: True, 5))  # warm-up, unmeasured
@@ -287,6 +306,7 @@ def measure_latencies(path: Path, args: argparse.Namespace, days: list[date], ke
         hours = math.ceil((datetime.now(UTC) - keep_from).total_seconds() / 3600)
         size_before = file_size(path)
         after_id = newest_id(path)
+        settle(path, args.cold)
         with running_consumer(servers, workdir, "history-purge", db_path=path,
                               settings_env={"RETAIN_QUOTES": f"{hours}h", "LOG_LEVEL": "INFO"},
                               log_path=log_path, first_message=feed.take(), cgroup_tasks=tasks) as pipeline:
