@@ -7,8 +7,10 @@ that sorts correctly as text in SQLite.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -30,6 +32,9 @@ MAX_VOLUME = 2**63 - 1
 # A quote stamped further ahead of the consumer's clock than this is a fault, not a quote: stored, it
 # would make every later quote of its symbol look late and silence its alerts.
 FUTURE_TOLERANCE = timedelta(minutes=10)
+# The canonical form (common.timestamps.CANONICAL_TIME) with a clock Python's parse accepts; the day is
+# checked apart. ASCII digits only, as the parse takes.
+CANONICAL_CLOCK = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z")
 
 
 class InvalidMessage(ValueError):
@@ -141,6 +146,9 @@ def _number(message: dict[str, Any], name: str, *, optional: bool = False) -> fl
 
 
 def _positive(message: dict[str, Any], name: str) -> float:
+    value = message.get(name)
+    if type(value) is float and 0.0 < value < math.inf:  # what the producer sends; NaN fails both comparisons
+        return value
     value = _number(message, name)
     assert value is not None
     if value <= 0:
@@ -157,8 +165,27 @@ def _excerpt(value: object, length: int = 40) -> str:
     return repr(text[:length])
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_day(text: str) -> bool:
+    """Whether YYYY-MM-DD is a real date (a stream's quotes share a few days: each is checked once)."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _time(message: dict[str, Any], name: str) -> str:
     value = message.get(name)
+    # The producer's canonical form, its clock in range and its day real, is what the parse below
+    # accepts and returns unchanged: two datetime parses were 40% of decoding a quote.
+    if type(value) is str and (match := CANONICAL_CLOCK.fullmatch(value)) and _is_day(match[1]):
+        return value
+    return _parsed_time(value, name)
+
+
+def _parsed_time(value: object, name: str) -> str:
+    """A time in any ISO-8601 form with a zone, in the stored form; InvalidMessage naming `name` otherwise."""
     if not isinstance(value, str):
         raise InvalidMessage(f"{name} is missing" if value is None else f"{name} is not a string")
     try:

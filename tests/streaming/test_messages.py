@@ -6,10 +6,23 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.timestamps import format_time
 from quotesource.alphavantage import Quote
-from streaming.messages import InvalidMessage, QuoteRow, check_not_future, decode_quote, encode_quote, future_limit
+from streaming.messages import (
+    InvalidMessage,
+    QuoteRow,
+    _number,
+    _parsed_time,
+    _positive,
+    _time,
+    check_not_future,
+    decode_quote,
+    encode_quote,
+    future_limit,
+)
 
 QUOTE = Quote(symbol="IBM", ts=datetime(2020, 5, 8, 18, 5, tzinfo=UTC), price=121.74, open=121.79, high=121.86,
               low=121.7225, volume=31454, source="TIME_SERIES_INTRADAY",
@@ -130,3 +143,60 @@ def test_a_quote_stamped_beyond_the_tolerance_ahead_of_the_consumers_clock_is_re
         check_not_future(row, limit)
     assert str(caught.value) == (f"ts is in the future: {ts} is after 2026-11-28T12:10:00.000Z, the consumer's "
                                  "clock plus 10 minutes")
+
+
+def _slow_outcome(action):
+    try:
+        return action()
+    except InvalidMessage as exc:
+        return f"refused: {exc}"
+
+
+def _positive_by_the_rules(message: dict, name: str) -> float:
+    """What _positive returned before its shortcut for floats: any number, checked, then its sign."""
+    value = _number(message, name)
+    assert value is not None
+    if value <= 0:
+        raise InvalidMessage(f"{name} must be positive, got {value:g}")
+    return value
+
+
+# Times near the canonical form: each part at and past its range, or in non-ASCII digits (fullwidth,
+# Arabic-Indic); other separators, days that do not exist, offsets. One or more parts off a valid time.
+TIME_PARTS = {
+    "year": ["2024", "0000", "0001", "9999", "\uff12\uff10\uff12\uff14", "202"],
+    "month": ["02", "01", "12", "13", "00", "\u0660\u0661"],
+    "day": ["29", "01", "28", "30", "31", "32", "00", "\u0660\u0661"],
+    "hour": ["23", "00", "09", "19", "20", "24", "99", "\u0660\u0661"],
+    "minute": ["59", "00", "60", "5", "\u0660\u0661"], "second": ["59", "00", "60", "61", "\u0660\u0661"],
+    "ms": ["999", "000", "00", "0000", "\u0660\u0661\u0662"], "sep": ["T", " ", "t"],
+    "zone": ["Z", "z", "+00:00", "-05:00", ""],
+}
+VALID_TIME = {part: values[0] for part, values in TIME_PARTS.items()}
+
+
+def _joined(parts: dict) -> str:
+    return (f"{parts['year']}-{parts['month']}-{parts['day']}{parts['sep']}{parts['hour']}:{parts['minute']}:"
+            f"{parts['second']}.{parts['ms']}{parts['zone']}")
+
+
+NEAR_CANONICAL = st.one_of(
+    st.sampled_from(list(TIME_PARTS)).flatmap(
+        lambda part: st.sampled_from(TIME_PARTS[part]).map(lambda value: _joined({**VALID_TIME, part: value}))),
+    st.fixed_dictionaries({part: st.sampled_from(values) for part, values in TIME_PARTS.items()}).map(_joined))
+
+
+@settings(max_examples=2000)
+@given(st.one_of(NEAR_CANONICAL, st.text(max_size=30), st.none(), st.integers(), st.floats()))
+def test_a_time_takes_the_same_way_through_the_shortcut_as_through_the_parse(value):
+    """The canonical shortcut accepts exactly what the full parse returns unchanged, and refuses nothing."""
+    message = {"ts": value}
+    assert _slow_outcome(lambda: _time(message, "ts")) == _slow_outcome(lambda: _parsed_time(value, "ts"))
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-10**400, max_value=10**400),
+                 st.booleans(), st.none(), st.text(max_size=5)))
+def test_a_price_takes_the_same_way_through_the_shortcut_as_through_the_checks(value):
+    message = {"price": value}
+    assert _slow_outcome(lambda: _positive(message, "price")) == _slow_outcome(
+        lambda: _positive_by_the_rules(message, "price"))
