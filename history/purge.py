@@ -119,6 +119,9 @@ class Purge:
             if deleted + kept >= span // 2:  # a dense range: size the next to the target hold
                 self.rows = self.pacer.fit(span, 10, self.batch_rows)
             first += span
+            if not deleted + kept:  # a hole in the ids (a purge by symbol before): on to the next quote
+                first = self.connection.execute("SELECT min(id) FROM stock_prices WHERE id >= ?",
+                                                (first,)).fetchone()[0] or last + 1
 
     def _delete_range(self, first: int, end: int, before: str) -> tuple[int, int]:
         """Delete the old quotes with ids first..end-1 (those rolled up); (deleted, kept) in that range."""

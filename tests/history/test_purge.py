@@ -133,6 +133,19 @@ def test_old_quotes_stored_after_new_ones_are_purged_too(tmp_path):
     assert len(ranges) == 1  # the first range held only new quotes: the rest were not scanned
 
 
+def test_a_hole_in_the_ids_is_stepped_over_not_walked(tmp_path):
+    connection = stored_in(tmp_path / "stocks.db", [quote("IBM", "2026-12-01T15:00:00.000Z", 100)])
+    connection.execute("INSERT INTO stock_prices (id, symbol, ts, price, open, high, low, volume, source, fetched_at) "
+                       "VALUES (10000000000, 'IBM', '2026-12-02T15:00:00.000Z', 1, 1, 1, 1, 1, 'GLOBAL_QUOTE', "
+                       "'2026-12-02T15:00:00.000Z')")
+    ranges: list[str] = []
+    connection.set_trace_callback(lambda sql: ranges.append(sql) if sql.startswith("DELETE FROM stock_prices WHERE "
+                                                                                   "id >=") else None)
+    report = Purge(connection, Retention(quotes=timedelta(days=3)), NOW, pause=lambda _: None).run()
+    assert report.deleted == {"stock_prices": 2} and stored_quotes(connection) == []
+    assert len(ranges) == 3  # the first quote's range, an empty one, and the far quote's: not 50 million ranges
+
+
 def test_quotes_the_catch_up_has_not_rolled_up_are_never_purged(tmp_path):
     rows = session_quotes(symbols=("IBM",), per_day=30)
     path = tmp_path / "stocks.db"
