@@ -172,7 +172,8 @@ def running_consumer(servers: str, workdir: Path, label: str, db_path: Path | No
     after_id = newest_id(db_path)
     with open(log_path or os.devnull, "ab") as log:
         process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "consumer.py"), "--env-file", os.devnull],
-                                   env=env, stderr=log, preexec_fn=lambda: join(cgroup_tasks))
+                                   env=env, stderr=log,
+                                   preexec_fn=(lambda: join(cgroup_tasks)) if cgroup_tasks else None)
     watch = CommitWatch(db_path, after_id)
     producer = create_producer(settings)
     try:

@@ -44,9 +44,12 @@ def slow_disk(path: Path, iops: int) -> Iterator[Path]:
     except OSError as exc:
         raise SlowDiskError(f"cannot make a blkio cgroup ({exc.strerror}); run as root") from exc
     try:
-        device = device_of(path)
-        for kind in ("read", "write"):
-            (group / f"blkio.throttle.{kind}_iops_device").write_text(f"{device} {iops}\n")
+        try:
+            device = device_of(path)
+            for kind in ("read", "write"):
+                (group / f"blkio.throttle.{kind}_iops_device").write_text(f"{device} {iops}\n")
+        except OSError as exc:
+            raise SlowDiskError(f"cannot cap the disk of {path} ({exc.strerror})") from exc
         yield group / "cgroup.procs"
     finally:
         for pid in (group / "cgroup.procs").read_text().split():  # leftovers go back to the root group
@@ -54,7 +57,6 @@ def slow_disk(path: Path, iops: int) -> Iterator[Path]:
         group.rmdir()
 
 
-def join(tasks: Path | None) -> None:
+def join(tasks: Path) -> None:
     """Put the calling process into the cgroup whose tasks file is `tasks` (a preexec_fn)."""
-    if tasks is not None:
-        tasks.write_text(str(os.getpid()))
+    tasks.write_text(str(os.getpid()))

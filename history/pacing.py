@@ -49,7 +49,7 @@ class Pacer:
         self.pause = pause
         self.turn = turn or nullcontext()
         self.longest = 0.0  # the longest any step held the write lock
-        self.last = 0.0
+        self.last = 0.0  # what the last step cost: its hold and its checkpoint
         connection.execute("PRAGMA wal_autocheckpoint = 0")
         # No fsync at each step's commit: a step lost to a power cut is done again by the next round (a purge
         # deletes again, a roll-up slice and its progress mark go together), and the consumer's next commit
