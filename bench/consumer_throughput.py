@@ -1,10 +1,13 @@
-"""Consumer throughput: the project's consumer against the raw client ceiling and a naive baseline.
+"""Consumer throughput: the project's consumer against the raw client ceiling and two baselines.
 
 Produces N messages in the project's format over several symbols to a fresh topic, then measures,
 each in its own process and fresh consumer group, from consumer creation until done:
   (a) raw      a bare kafka-python consumer that only polls the messages (the ceiling; measured
                before and after (b), the faster run kept)
   (b) project  consumer.py's own loop storing them into a fresh SQLite file (until the last commit)
+  (p) plain    the baseline a stream framework's SQLite sink gives (Quix Streams' BatchingSink): a
+               plain poll, `json.loads` and one `executemany` per batch into the same table, nothing
+               checked; run alternately with (b), --alternations times each, the medians compared
   (b') alerts  the same with four alert rules (ALERT_RULES) evaluated on every quote
   (b") metrics the same with the Prometheus metrics counted (METRICS_ADDRESS set) and the registry
                scraped every second from another thread; run alternately with (b), three times each,
@@ -162,11 +165,44 @@ def run_naive(settings, count: int) -> dict[str, float]:
     return {"messages": stored, "seconds": elapsed}
 
 
+QUOTE_FIELDS = ("symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
+                "source", "fetched_at", "entitlement", "previous_close", "extended_hours_quote",
+                "extended_hours_change", "extended_hours_change_percent")
+
+
+def run_plain(settings, count: int) -> dict[str, float]:
+    """What a stream framework's SQLite sink does (Quix Streams' BatchingSink): per poll, `json.loads`
+    each value, one `executemany` into the same table in one transaction, then the offsets. Nothing is
+    validated, no summary or bar is kept. Same file settings (WAL, synchronous=FULL) and client settings
+    as ours, so only the per-message work differs."""
+    connection = db.connect(settings.db_path)
+    client = create_consumer(settings)
+    started = time.perf_counter()
+    seen = 0
+    while seen < count:
+        rows = [tuple(message.get(field) for field in QUOTE_FIELDS)
+                for records in client.poll(timeout_ms=500).values()
+                for message in map(json.loads, (record.value for record in records))]
+        if not rows:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(db.INSERT_QUOTE, rows)
+        connection.execute("COMMIT")
+        project_consumer.commit_offsets(client, wait=False)
+        seen += len(rows)
+    elapsed = time.perf_counter() - started
+    client.close(autocommit=False)
+    rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+    connection.close()
+    return {"messages": rows, "seconds": elapsed}
+
+
 def run_metrics(settings, count: int) -> dict[str, float]:
     return run_project(settings, count, counted=True)
 
 
-ROLES = {"raw": run_raw, "project": run_project, "metrics": run_metrics, "alerts": run_alerts, "naive": run_naive}
+ROLES = {"raw": run_raw, "project": run_project, "plain": run_plain, "metrics": run_metrics, "alerts": run_alerts,
+         "naive": run_naive}
 
 
 def run_role(args: argparse.Namespace) -> None:
@@ -209,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-alerts", action="store_true", help="leave out the run with alert rules")
     parser.add_argument("--skip-metrics", action="store_true", help="leave out the runs with metrics counted")
     parser.add_argument("--alternations", type=int, default=3,
-                        help="runs without and with metrics, alternately, the median of each kept (default 3)")
+                        help="rounds of (b), (p) and (b\"), alternately, the median of each kept (default 3)")
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--servers", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -229,17 +265,22 @@ def main(argv: list[str] | None = None) -> int:
         # The raw ceiling is measured before and after ours and the faster run kept: the first run
         # can be slowed by the broker still settling the freshly produced log.
         raw_before = measure("raw", servers, topic, args.messages, Path(workdir))
-        plain, counted = [], []
-        for _ in range(1 if args.skip_metrics else args.alternations):
-            plain.append(measure("project", servers, topic, args.messages, Path(workdir)))
+        ours, baseline, counted = [], [], []
+        for _ in range(args.alternations):
+            ours.append(measure("project", servers, topic, args.messages, Path(workdir)))
+            baseline.append(measure("plain", servers, topic, args.messages, Path(workdir)))
             if not args.skip_metrics:
                 counted.append(measure("metrics", servers, topic, args.messages, Path(workdir)))
         raw_after = measure("raw", servers, topic, args.messages, Path(workdir))
         print(f"raw runs: {raw_before['rate']:,.0f} msg/s before, {raw_after['rate']:,.0f} msg/s after; "
               "the faster is the ceiling")
+        print("stockmon / plain baseline, alternately: " + ", ".join(
+            f"{mine['rate']:,.0f} / {theirs['rate']:,.0f}" for mine, theirs in zip(ours, baseline, strict=True))
+            + " msg/s")
         fastest = lambda runs: max(runs, key=lambda result: result["rate"])  # noqa: E731
         median = lambda runs: sorted(runs, key=lambda result: result["rate"])[len(runs) // 2]  # noqa: E731
-        results = {"raw": fastest([raw_before, raw_after]), "project": median(plain)}
+        results = {"raw": fastest([raw_before, raw_after]), "project": median(ours), "plain": median(baseline)}
+        plain = ours  # the runs without metrics, paired with those with them below
         if counted:
             print("with and without metrics, alternately: " + ", ".join(
                 f"{off['rate']:,.0f} / {on['rate']:,.0f}" for off, on in zip(plain, counted, strict=True)) + " msg/s")
@@ -252,13 +293,19 @@ def main(argv: list[str] | None = None) -> int:
             results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
                                        Path(workdir))
     labels = {"raw": "(a) raw kafka-python poll", "project": "(b) stockmon consumer",
+              "plain": "(p) plain poll+executemany",
               "metrics": '(b") with metrics counted',
               "alerts": "(b') with 4 alert rules", "naive": "(c) naive, commit per row"}
     for role, result in results.items():
         print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
               f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
     print(f"stockmon consumer RSS at each tenth of the run (MiB): {results['project']['rss_mib_at_each_tenth']}")
-    print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}")
+    print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}"
+          "   (goal: at least 0.6)")
+    pairs = sorted(mine["rate"] / theirs["rate"] for mine, theirs in zip(ours, baseline, strict=True))
+    print(f"ratio b/p (stockmon vs the plain baseline, medians): "
+          f"{results['project']['rate'] / results['plain']['rate']:.2f}; run by run: "
+          f"{', '.join(f'{pair:.2f}' for pair in pairs)}   (goal: at least 1.5, never below 1.1)")
     if "metrics" in results:
         counted = results["metrics"]
         print(f'ratio b"/b (metrics on vs off, medians, scraped every second): '
