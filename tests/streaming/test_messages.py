@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -14,10 +15,12 @@ from quotesource.alphavantage import Quote
 from streaming.messages import (
     InvalidMessage,
     QuoteRow,
+    _checked_row,
     _number,
     _parsed_time,
     _positive,
     _time,
+    _typed_row,
     check_not_future,
     decode_quote,
     encode_quote,
@@ -200,3 +203,78 @@ def test_a_price_takes_the_same_way_through_the_shortcut_as_through_the_checks(v
     message = {"price": value}
     assert _slow_outcome(lambda: _positive(message, "price")) == _slow_outcome(
         lambda: _positive_by_the_rules(message, "price"))
+
+
+# Field values a message may carry instead of a good one: every JSON type, numbers at and past each
+# limit, times and days near the stored form, symbols and sources near the valid ones.
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-2**64, max_value=2**64),
+    st.sampled_from([0, -0.0, 0.0, 1, 1.0, 2**63 - 1, 2**63, 5e-324, 1e308, 1e-400, 2**53 + 1]),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12), NEAR_CANONICAL,
+    st.sampled_from(["IBM", "ibm", "BRK.B", "", "A" * 21, "IBM\n", "GLOBAL_QUOTE", "REALTIME_BULK_QUOTES", "realtime",
+                     "delayed", "2020-05-08", "20200508", "2020-02-30", "2020-5-8", "\uff12020-05-08"]),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+FIELDS = [*GOOD, "change", "change_percent", "trading_day", "entitlement", "previous_close", "extended_hours_quote",
+          "extended_hours_change", "extended_hours_change_percent"]
+
+
+def _odd_message(changes: dict, dropped: list[str]) -> dict:
+    return {name: value for name, value in {**GOOD, **changes}.items() if name not in dropped}
+
+
+ODD_MESSAGES = st.builds(_odd_message, st.dictionaries(st.sampled_from([*FIELDS, "other"]), ODD_VALUES, max_size=4),
+                         st.lists(st.sampled_from(FIELDS), max_size=2))
+
+
+def _raw_forms(message: dict) -> st.SearchStrategy[bytes]:
+    """The message as bytes: compact, spaced, NaN and Infinity as the standard library writes them, and
+    with a key written twice (JSON parsers keep the last)."""
+    text = json.dumps(message, separators=(",", ":"))
+    twice = text[:-1] + (',' if len(message) else '') + '"price":-1}' if text.startswith("{") else text
+    return st.sampled_from([text.encode(), json.dumps(message).encode(), twice.encode(),
+                            ('{"price":-1,' + text[1:]).encode() if len(message) else text.encode()])
+
+
+def _with(**changes) -> bytes:
+    return json.dumps({**GOOD, **changes}).encode()
+
+
+# Each at or just past one check's edge; a typed pass missing that check fails on it.
+EDGES = [_with(volume=2**63), _with(volume=2**63 - 1), _with(volume=-1), _with(volume=5.0), _with(volume=True),
+         _with(trading_day="20200508"), _with(trading_day="2020-02-30"), _with(trading_day="\uff12020-05-08"),
+         _with(ts="2020-05-08T18:05:00.000+00:00"), _with(fetched_at="2026-11-24T15:00:01Z"),
+         _with(price=1e-400), _with(price=10**400), _with(price=7), _with(low=-1.5), _with(change=10**400),
+         _with(change=True), _with(v=1.0), _with(v=True), _with(v=2), _with(symbol="IBM\n"), _with(symbol="ibm"),
+         _with(source="daily"), _with(entitlement="REALTIME"), _with(entitlement="delayed"),
+         _with(previous_close="1"), _with(extended_hours_quote=None)]
+
+
+@settings(max_examples=3000)
+@given(st.one_of(st.sampled_from(EDGES), ODD_MESSAGES.flatmap(_raw_forms),
+                 st.sampled_from([float("nan"), float("inf"), -float("inf")]).map(
+                     lambda number: json.dumps({**GOOD, "price": number}).encode()),
+                 st.binary(max_size=40), st.just(b"\xff" + json.dumps(GOOD).encode())))
+def test_the_typed_pass_accepts_only_what_the_full_checks_accept_and_gives_the_same_row(raw):
+    """Any message the typed pass takes, the full checks take too, into the very same row (the same
+    types: an integer price stored as REAL either way); anything else goes to the full checks."""
+    typed = _typed_row(raw)
+    if typed is not None:
+        assert repr(typed) == repr(_checked_row(raw))
+
+
+def test_the_typed_pass_takes_the_producers_messages():
+    """The producer's own messages, bulk quotes' extras included, go the fast way."""
+    bulk = dataclasses.replace(QUOTE, source="REALTIME_BULK_QUOTES", change=-0.5, change_percent=-0.41, trading_day="2020-05-08",
+                          entitlement="delayed", previous_close=122.24, extended_hours_quote=121.9,
+                          extended_hours_change=0.16, extended_hours_change_percent=0.13)
+    for quote in (QUOTE, bulk):
+        raw = encode_quote(quote)
+        assert _typed_row(raw) is not None
+        assert repr(_typed_row(raw)) == repr(_checked_row(raw))
+
+
+@pytest.mark.parametrize("raw", EDGES)
+def test_at_each_checks_edge_the_typed_pass_agrees_with_the_full_checks(raw):
+    typed = _typed_row(raw)
+    if typed is not None:
+        assert repr(typed) == repr(_checked_row(raw))
