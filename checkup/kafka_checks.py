@@ -13,16 +13,21 @@ from config import Settings
 from streaming.kafka_client import TOPIC_PARTITIONS, Unreachable, describe, retry_until_connected
 
 ANSWER_SECONDS = 10.0
+ATTEMPT_SECONDS = 3.0
 
 
 def connect(settings: Settings, seconds: float = ANSWER_SECONDS) -> KafkaConsumer:
-    """A client in the consumer's group that joins nothing (it only reads metadata and offsets); Unreachable."""
+    """A client in the consumer's group that joins nothing (it only reads metadata and offsets); Unreachable.
+
+    Several shorter attempts rather than one: a broker that refuses a login then drops the socket, and
+    an attempt may see only the drop; the answer names the clearest reason any attempt saw."""
     timeout_ms = int(seconds * 1000)
+    attempt_ms = int(min(seconds, ATTEMPT_SECONDS) * 1000)
 
     def attempt() -> KafkaConsumer:
         return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers.split(","), client_id="stockmon-doctor",
                              group_id=settings.group_id, enable_auto_commit=False,
-                             bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms,
+                             bootstrap_timeout_ms=attempt_ms, request_timeout_ms=timeout_ms,
                              **settings.kafka_security())
 
     return retry_until_connected(attempt, "the doctor", settings.bootstrap_servers, threading.Event(),

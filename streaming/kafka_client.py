@@ -96,14 +96,18 @@ def _connection_failures() -> _LastConnectionFailure:
 
 
 def retry_until_connected(connect: Callable[[], T], what: str, servers: str, stop: threading.Event,
-                          backoff: Backoff | None = None, deadline: float | None = None) -> T:
+                          backoff: Backoff | None = None, deadline: float | None = None,
+                          clock: Callable[[], float] = time.monotonic) -> T:
     """Call `connect` until it succeeds, saying once that the broker is not reachable.
 
-    With a `deadline` (time.monotonic()), raise Unreachable once it has passed instead of retrying on.
+    With a `deadline` (on `clock`), raise Unreachable once it has passed instead of retrying on, naming the
+    clearest reason any attempt saw: after a refused login the broker drops the socket, and the last
+    attempt may see only that.
     """
     backoff = backoff or Backoff(initial=1.0, maximum=30.0)
     failures = 0
     said: int | None = None  # the vagueness of the reason the user was last told
+    clearest: str | None = None  # the least vague reason of any attempt
     last_failure = _connection_failures()
     while True:
         beat()  # waiting for the broker is this process's work now, not a stall
@@ -115,10 +119,12 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
         except KafkaError as exc:
             failures += 1
             reason = last_failure.reason or describe(exc)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise Unreachable(f"Kafka is not reachable at {servers} ({reason})") from None
+            if clearest is None or vagueness(reason) < vagueness(clearest):
+                clearest = reason
+            if deadline is not None and clock() >= deadline:
+                raise Unreachable(f"Kafka is not reachable at {servers} ({clearest})") from None
             if said is None:
-                limit = "" if deadline is None else f" for up to {deadline - time.monotonic():.0f} s"
+                limit = "" if deadline is None else f" for up to {deadline - clock():.0f} s"
                 log.warning("Kafka is not reachable at %s (%s); %s will keep retrying%s", servers, reason, what,
                             limit)
                 said = vagueness(reason)
@@ -129,7 +135,7 @@ def retry_until_connected(connect: Callable[[], T], what: str, servers: str, sto
             else:
                 log.debug("still no Kafka at %s (attempt %d): %s", servers, failures, reason)
             delay = backoff.next_delay()
-            stop.wait(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            stop.wait(delay if deadline is None else max(0.0, min(delay, deadline - clock())))
             continue
         if failures:
             log.info("Kafka at %s is reachable again after %d failed attempts", servers, failures)

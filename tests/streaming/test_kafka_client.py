@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
+import pytest
 from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 
 from quotesource.limiter import Backoff
-from streaming.kafka_client import retry_until_connected
+from streaming.kafka_client import Unreachable, retry_until_connected
 
 
 def failing_then_connecting(*failures: Exception):
@@ -51,3 +52,23 @@ def test_the_same_reason_again_and_again_is_said_once(caplog):
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert warnings == ["Kafka is not reachable at 127.0.0.1:9092 (KafkaConnectionError: 111 ECONNREFUSED); "
                         "the producer will keep retrying"]
+
+
+def test_giving_up_at_the_deadline_names_the_clearest_reason_seen_not_the_last():
+    # The broker drops the socket after refusing a login; the attempt that happens to be last at the
+    # deadline may see only that drop (doctor.py said "socket disconnected" for a wrong password).
+    now = [0.0]
+    attempts = failing_then_connecting(KafkaConnectionError("socket disconnected"),
+                                       SaslAuthenticationFailedError("Authentication failed: Invalid username or "
+                                                                     "password"),
+                                       KafkaConnectionError("socket disconnected"))
+
+    def connect() -> str:
+        now[0] += 4.0  # each attempt takes 4 s: the third ends past the 10 s deadline
+        return attempts()
+
+    with pytest.raises(Unreachable) as caught:
+        retry_until_connected(connect, "doctor.py", "127.0.0.1:9092", threading.Event(),
+                              Backoff(initial=0.001, maximum=0.001), deadline=10.0, clock=lambda: now[0])
+    assert str(caught.value) == ("Kafka is not reachable at 127.0.0.1:9092 (SaslAuthenticationFailedError: "
+                                 "Authentication failed: Invalid username or password)")
