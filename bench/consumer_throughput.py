@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -33,10 +34,11 @@ from pathlib import Path
 
 from harness import (
     bench_settings,
-    broker,
+    broker_and_pid,
     current_rss_mib,
     fresh_name,
     peak_rss_mib,
+    process_cpu_seconds,
     quote_message,
 )
 from prometheus_client import CollectorRegistry, generate_latest
@@ -53,14 +55,16 @@ from streaming.kafka_client import create_consumer, ensure_topic
 
 def run_raw(settings, count: int) -> dict[str, float]:
     client = create_consumer(settings)
+    cpu_started = time.process_time()  # this process's CPU, every thread (kafka-python's too)
     started = time.perf_counter()
     seen = 0
     while seen < count:
         for records in client.poll(timeout_ms=500).values():
             seen += len(records)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     client.close(autocommit=False)
-    return {"messages": seen, "seconds": elapsed}
+    return {"messages": seen, "seconds": elapsed, "cpu_seconds": cpu}
 
 
 def run_project(settings, count: int, rules: str = "", counted: bool = False) -> dict[str, float]:
@@ -75,6 +79,7 @@ def run_project(settings, count: int, rules: str = "", counted: bool = False) ->
         metrics.turn = counting.around(metrics.turn)  # type: ignore[method-assign]
     store = QuoteStore(connection, engine, metrics=metrics)
     scraper = Scraper(registry) if registry else None
+    cpu_started = time.process_time()  # this process's CPU, every thread (kafka-python's too)
     started = time.perf_counter()
     stored = 0
     milestones: list[float] = []
@@ -85,14 +90,15 @@ def run_project(settings, count: int, rules: str = "", counted: bool = False) ->
         while len(milestones) < 10 * stored // count:
             milestones.append(round(current_rss_mib(), 1))
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     if scraper:
         scraper.stop()
     client.close(autocommit=False)
     rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     alerts = connection.execute("SELECT count(*) FROM alerts").fetchone()[0]
     connection.close()
-    return {"messages": rows, "seconds": elapsed, "rss_mib_at_each_tenth": milestones, "alerts": alerts,
-            "counting_seconds": counting.seconds, "scrapes": scraper.scrapes if scraper else 0,
+    return {"messages": rows, "seconds": elapsed, "cpu_seconds": cpu, "rss_mib_at_each_tenth": milestones,
+            "alerts": alerts, "counting_seconds": counting.seconds, "scrapes": scraper.scrapes if scraper else 0,
             "scrape_seconds": scraper.seconds if scraper else 0.0}
 
 
@@ -146,6 +152,7 @@ def run_naive(settings, count: int) -> dict[str, float]:
     connection.execute("CREATE TABLE quotes (symbol TEXT, ts TEXT, price REAL, open REAL, high REAL, low REAL, "
                        "volume INTEGER, source TEXT, fetched_at TEXT, UNIQUE (symbol, ts))")
     client = create_consumer(settings)
+    cpu_started = time.process_time()  # this process's CPU, every thread (kafka-python's too)
     started = time.perf_counter()
     stored = 0
     while stored < count:
@@ -160,9 +167,10 @@ def run_naive(settings, count: int) -> dict[str, float]:
                 connection.commit()
                 stored += 1
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     client.close(autocommit=False)
     connection.close()
-    return {"messages": stored, "seconds": elapsed}
+    return {"messages": stored, "seconds": elapsed, "cpu_seconds": cpu}
 
 
 QUOTE_FIELDS = ("symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
@@ -177,6 +185,7 @@ def run_plain(settings, count: int) -> dict[str, float]:
     as ours, so only the per-message work differs."""
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
+    cpu_started = time.process_time()  # this process's CPU, every thread (kafka-python's too)
     started = time.perf_counter()
     seen = 0
     while seen < count:
@@ -191,10 +200,11 @@ def run_plain(settings, count: int) -> dict[str, float]:
         project_consumer.commit_offsets(client, wait=False)
         seen += len(rows)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     client.close(autocommit=False)
     rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
     connection.close()
-    return {"messages": rows, "seconds": elapsed}
+    return {"messages": rows, "seconds": elapsed, "cpu_seconds": cpu}
 
 
 def run_metrics(settings, count: int) -> dict[str, float]:
@@ -226,14 +236,20 @@ def produce(servers: str, topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
+BROKER_PID: int | None = None  # the local broker's, when this run started it
+
+
 def measure(role: str, servers: str, topic: str, count: int, workdir: Path) -> dict:
     """One contender in its own process, into a database of its own (a second run into the same file
-    would find every row stored already)."""
+    would find every row stored already); with the broker's CPU over that process's whole run."""
     database = next(path for path in (workdir / f"{role}-{run}.db" for run in range(1, 100)) if not path.exists())
     command = [sys.executable, __file__, "--role", role, "--servers", servers, "--topic", topic,
                "--count", str(count), "--db", str(database)]
+    broker_before = process_cpu_seconds(BROKER_PID)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    result = json.loads(output.strip().splitlines()[-1])
+    result["broker_cpu_seconds"] = process_cpu_seconds(BROKER_PID) - broker_before
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         run_role(args)
         return 0
 
-    with broker() as servers, tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
+    global BROKER_PID
+    with broker_and_pid() as (servers, BROKER_PID), tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
         topic = fresh_name("throughput")
         ensure_topic(bench_settings(servers, topic, "unused", Path(workdir) / "unused.db"))
         seconds = produce(servers, topic, args.messages)
@@ -300,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
               f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
     print(f"stockmon consumer RSS at each tenth of the run (MiB): {results['project']['rss_mib_at_each_tenth']}")
+    print("CPU per message (us), the contender's process while timed (all its threads) + the broker over that "
+          "process's whole run:")
+    cores = os.cpu_count() or 1
+    for role, result in results.items():
+        own, served = result["cpu_seconds"] / result["messages"] * 1e6, result["broker_cpu_seconds"] / result[
+            "messages"] * 1e6
+        print(f"  {labels[role]:<28} {own:6.1f} + {served:5.1f} = {own + served:6.1f} us; at most "
+              f"{cores * 1e6 / (own + served):,.0f} msg/s on {cores} cores if it could use them all")
     print(f"ratio b/a (stored vs raw fetch): {results['project']['rate'] / results['raw']['rate']:.2f}"
           "   (goal: at least 0.6)")
     pairs = sorted(mine["rate"] / theirs["rate"] for mine, theirs in zip(ours, baseline, strict=True))

@@ -29,12 +29,31 @@ EPOCH = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """KAFKA_BOOTSTRAP_SERVERS if set, else a local broker started for this run."""
+    with broker_and_pid() as (servers, _):
+        yield servers
+
+
+@contextlib.contextmanager
+def broker_and_pid() -> Iterator[tuple[str, int | None]]:
+    """As broker(), with the local broker's process id (None for a broker of the user's): its CPU is
+    read from /proc to tell what serving a contender cost."""
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
-        yield configured
+        yield configured, None
         return
     with LocalKafka(heap="1g") as local:
-        yield local.bootstrap_servers
+        yield local.bootstrap_servers, local.process.pid if local.process else None
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User and system CPU a process (all its threads) has used so far; 0 when there is no such process."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime, fields 14 and 15
 
 
 def fresh_name(kind: str) -> str:
