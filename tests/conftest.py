@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +36,11 @@ settings.register_profile("ci", max_examples=300, deadline=None, suppress_health
 settings.register_profile("deep", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 TEST_API_KEY = "TESTKEY9F3A7Q2Z8X"  # made up; the suite greps every output for it
+
+# A suite started in the background of a non-interactive shell (`cmd &`) inherits SIGINT ignored, and
+# every script it starts would keep ignoring it: the Ctrl-C tests need SIGINT to arrive as a terminal's.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass
