@@ -26,8 +26,14 @@ def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
     out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300",
                     "--alternations", "1")
     for label, count in (("(a) raw kafka-python poll", "3,000"), ("(b) stockmon consumer", "3,000"),
-                         ("(b') with 4 alert rules", "3,000"), ("(c) naive, commit per row", "300")):
+                         ("(p) plain poll+executemany", "3,000"), ("(b') with 4 alert rules", "3,000"),
+                         ("(c) naive, commit per row", "300")):
         assert re.search(rf"{re.escape(label)}\s+{count} msgs\s+[\d.]+ s\s+[\d,]+ msg/s\s+peak RSS \d+ MiB", out), out
+        # CPU a message: its own process, the broker's share, and the rate that would allow on every core
+        assert re.search(rf"  {re.escape(label)}\s+[\d.]+ \+\s+[\d.]+ =\s+[\d.]+ us; at most [\d,]+ msg/s on \d+ "
+                         r"cores", out), out
+    assert re.search(r"ratio b/p \(stockmon vs the plain baseline, medians\): \d+\.\d\d; round by round: \d+\.\d\d"
+                     r"\s+\(goal: at least 1\.5, never below 1\.1\)", out), out
     assert re.search(r"ratio b/a \(stored vs raw fetch\): \d+\.\d\d", out), out
     assert re.search(r"ratio b/c \(stored vs naive\):\s+\d+\.\d", out), out
     assert re.search(r"ratio b'/b \(alert rules .*, [\d,]+ alerts fired\): \d+\.\d\d", out), out
