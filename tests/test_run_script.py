@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +17,6 @@ import requests
 from alphavantage_standin import recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, script_env
 from scrape import scrape
-from streaming.local_broker import free_port
 from test_faults import wait_until
 
 pytestmark = pytest.mark.slow
@@ -38,12 +39,30 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+def can_bind(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_pair() -> int:
+    """A port P with P and P+1 free, below the kernel's range for outgoing connections: ./scripts/run
+    binds them seconds after this check, and meanwhile any client connection on the machine could be
+    given a port in that range (the consumer once found P+1 taken)."""
+    outgoing_from = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.Random().sample(range(20_000, max(20_001, outgoing_from - 1)), k=200)
+    return next(port for port in candidates if can_bind(port) and can_bind(port + 1))
+
+
 def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, tmp_path):
     if not port_is_free(9092):
         pytest.fail("port 9092 is taken: ./scripts/run starts its own broker there")
     standin.script("GLOBAL_QUOTE", "IBM", recorded("global_quote_IBM.json"))
     db_path = tmp_path / "stocks.db"
-    port = next(port for port in iter(free_port, None) if port < 65535 and port_is_free(port + 1))
+    port = free_port_pair()
     env = script_env(ALPHAVANTAGE_API_KEY=TEST_API_KEY, ALPHAVANTAGE_BASE_URL=standin.url, DB_PATH=str(db_path),
                      PRODUCER_STATE_PATH=str(tmp_path / "state.json"), KAFKA_TOPIC=f"run-{os.getpid()}",
                      METRICS_ADDRESS=str(port))
