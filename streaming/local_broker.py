@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -64,11 +65,38 @@ class LocalKafkaError(RuntimeError):
     """The local broker could not be prepared or started."""
 
 
+# Free ports are looked for from here up to where the kernel's ports for outgoing connections begin,
+# above the ports services commonly use (Kafka's 9092, 8080, databases).
+FIRST_CHOSEN_PORT = 20_000
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    """Return a TCP port on 127.0.0.1 that nothing holds right now.
+
+    Chosen below the kernel's range for outgoing connections where it can be: the port is often bound
+    seconds later (a broker's JVM starting), and meanwhile any client connection on the machine may be
+    given a port from that range (a test once found its port taken that way)."""
+    candidates = _ports_below_outgoing_range()
+    for port in random.Random().sample(candidates, k=min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ports_below_outgoing_range() -> range:
+    """The ports from FIRST_CHOSEN_PORT up to the kernel's first port for outgoing connections (Linux; an
+    empty range elsewhere or when that range starts lower)."""
+    try:
+        first_outgoing = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(FIRST_CHOSEN_PORT, max(FIRST_CHOSEN_PORT, first_outgoing))
 
 
 def port_answers(port: int) -> bool:

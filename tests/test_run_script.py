@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +15,7 @@ import requests
 from alphavantage_standin import recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, script_env
 from scrape import scrape
+from streaming.local_broker import free_port
 from test_faults import wait_until
 
 pytestmark = pytest.mark.slow
@@ -39,6 +38,12 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+def free_port_pair() -> int:
+    """A port P with P and P+1 free (free_port() looks below the kernel's range for outgoing connections:
+    ./scripts/run binds both seconds later, and the consumer once found P+1 taken by then)."""
+    return next(port for port in iter(free_port, None) if port < 65535 and can_bind(port + 1))
+
+
 def can_bind(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -46,15 +51,6 @@ def can_bind(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def free_port_pair() -> int:
-    """A port P with P and P+1 free, below the kernel's range for outgoing connections: ./scripts/run
-    binds them seconds after this check, and meanwhile any client connection on the machine could be
-    given a port in that range (the consumer once found P+1 taken)."""
-    outgoing_from = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    candidates = random.Random().sample(range(20_000, max(20_001, outgoing_from - 1)), k=200)
-    return next(port for port in candidates if can_bind(port) and can_bind(port + 1))
 
 
 def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, tmp_path):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from streaming.local_broker import (
     DEFAULT_CACHE_DIR,
+    FIRST_CHOSEN_PORT,
     KAFKA_VERSION,
     LocalKafka,
     broker_answers,
     fetch_jars,
+    free_port,
     port_answers,
 )
 
@@ -47,3 +51,15 @@ def test_a_restarted_broker_keeps_its_messages_and_a_closed_one_frees_its_port(t
     assert not port_answers(broker.port)
     assert not broker_answers(broker.bootstrap_servers)
     assert "ERROR" not in broker.log_file.read_text()
+
+
+def test_a_free_port_is_chosen_below_the_ports_the_kernel_gives_outgoing_connections():
+    """A broker binds its port seconds after it is chosen; a client connection meanwhile can take any
+    port of the kernel's outgoing range, never one below it."""
+    first_outgoing = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(20)]
+    if first_outgoing > FIRST_CHOSEN_PORT:
+        assert all(FIRST_CHOSEN_PORT <= port < first_outgoing for port in ports), ports
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # nothing held it
