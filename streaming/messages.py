@@ -11,10 +11,12 @@ import functools
 import json
 import math
 import re
+import typing
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 import msgspec
+import msgspec.structs
 import orjson
 
 from common.symbols import SYMBOL_PATTERN
@@ -233,31 +235,18 @@ def _parse_slowly(raw: bytes) -> Any:
         raise InvalidMessage("not JSON we accept: nested too deeply") from None
 
 
-class _TypedQuote(msgspec.Struct):
-    """A message as the producer writes it, typed: msgspec checks the JSON and every field's type in
-    one C pass, which is what most of decoding a quote cost in Python. Unknown fields are ignored, as
-    the full checks ignore them."""
-
-    v: Literal[1]
-    symbol: str
-    ts: str
-    price: float
-    open: float
-    high: float
-    low: float
-    volume: int
-    source: str
-    fetched_at: str
-    change: float | None = None
-    change_percent: float | None = None
-    trading_day: str | None = None
-    entitlement: str | None = None
-    previous_close: float | None = None
-    extended_hours_quote: float | None = None
-    extended_hours_change: float | None = None
-    extended_hours_change_percent: float | None = None
+def _typed_fields() -> list[tuple]:
+    """The version, then QuoteRow's fields in its order with its types; a field that may be None may also be
+    left out."""
+    hints = typing.get_type_hints(QuoteRow)
+    return [("v", Literal[1]), *((name, hints[name], None) if type(None) in typing.get_args(hints[name])
+                                 else (name, hints[name]) for name in QuoteRow._fields)]
 
 
+# A message as the producer writes it, typed: msgspec checks the JSON and every field's type in one C pass,
+# which is what most of decoding a quote cost in Python. Unknown fields are ignored, as the full checks
+# ignore them.
+_TypedQuote = msgspec.defstruct("_TypedQuote", _typed_fields(), kw_only=True)
 _TYPED = msgspec.json.Decoder(_TypedQuote)
 
 
@@ -281,10 +270,7 @@ def _typed_row(raw: bytes) -> QuoteRow | None:
             and (trading_day is None or _is_canonical_day(trading_day))
             and (quote.entitlement is None or quote.entitlement in ENTITLEMENTS)
             and _canonical_time(quote.ts) and _canonical_time(quote.fetched_at)):
-        return QuoteRow(quote.symbol, quote.ts, quote.price, quote.open, quote.high, quote.low, quote.volume,
-                        quote.change, quote.change_percent, trading_day, quote.source, quote.fetched_at,
-                        quote.entitlement, quote.previous_close, quote.extended_hours_quote,
-                        quote.extended_hours_change, quote.extended_hours_change_percent)
+        return QuoteRow(*msgspec.structs.astuple(quote)[1:])  # without the version
     return None
 
 
