@@ -78,15 +78,21 @@ def free_port() -> int:
     given a port from that range (a test once found its port taken that way)."""
     candidates = _ports_below_outgoing_range()
     for port in random.Random().sample(candidates, k=min(200, len(candidates))):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if can_bind(port):
             return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def can_bind(port: int) -> bool:
+    """True when nothing holds 127.0.0.1:port (a listener, or a socket merely bound to it)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _ports_below_outgoing_range() -> range:

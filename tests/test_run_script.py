@@ -15,7 +15,7 @@ import requests
 from alphavantage_standin import recorded
 from conftest import PROJECT_DIR, TEST_API_KEY, script_env
 from scrape import scrape
-from streaming.local_broker import free_port
+from streaming.local_broker import can_bind, free_port
 from test_faults import wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,15 +42,6 @@ def free_port_pair() -> int:
     """A port P with P and P+1 free (free_port() looks below the kernel's range for outgoing connections:
     ./scripts/run binds both seconds later, and the consumer once found P+1 taken by then)."""
     return next(port for port in iter(free_port, None) if port < 65535 and can_bind(port + 1))
-
-
-def can_bind(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def test_ctrl_c_stops_producer_consumer_and_then_the_broker_it_started(standin, tmp_path):
