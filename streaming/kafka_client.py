@@ -14,6 +14,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from quotesource.limiter import Backoff
 from service.heartbeat import beat
+from streaming.group_join import keep_rejoins_asked_for
 
 log = logging.getLogger("kafka_client")  # the name its log lines carry
 T = TypeVar("T")
@@ -228,6 +229,7 @@ def create_consumer(settings: KafkaSettings, max_poll_records: int = 2000,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **settings.kafka_security(),
     )
+    keep_rejoins_asked_for(consumer)
     consumer.subscribe([settings.topic], listener=_OnAssigned(on_assigned) if on_assigned else None)
     return consumer
 
