@@ -14,9 +14,13 @@ each in its own process and fresh consumer group, from consumer creation until d
                the median of each kept; the time spent inside the counting calls is also measured
                directly, since runs differ by more than the 3% the counting may cost
   (c) naive    one INSERT and one commit per message into a default SQLite file
+  (g) group    with --group-members K: K copies of (b) in one consumer group, storing into one
+               database (as two consumers of one database do), from their start until the last
+               row is committed; would more consumers catch up faster?
 
     python bench/consumer_throughput.py                      # N = 200,000
     python bench/consumer_throughput.py --messages 1000000 --skip-naive
+    python bench/consumer_throughput.py --skip-naive --skip-alerts --skip-metrics --group-members 2 3
 """
 
 from __future__ import annotations
@@ -211,14 +215,35 @@ def run_metrics(settings, count: int) -> dict[str, float]:
     return run_project(settings, count, counted=True)
 
 
+def run_member(settings, count: int) -> dict[str, float]:
+    """One of several (b) loops in one group and one database: says it is ready, waits for the word to
+    start, then stores until the database holds `count` rows (ids run 1..N in a fresh file)."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu_started = time.process_time()
+    connection = db.connect(settings.db_path)
+    client = create_consumer(settings)
+    store = QuoteStore(connection)
+    stored, last_commit = 0, None
+    while (connection.execute("SELECT max(id) FROM stock_prices").fetchone()[0] or 0) < count:
+        new = project_consumer.poll_and_store(client, store)[1]
+        if new:
+            stored, last_commit = stored + new, time.time()
+    cpu = time.process_time() - cpu_started
+    client.close(autocommit=False)
+    connection.close()
+    return {"messages": stored, "seconds": 0.0, "cpu_seconds": cpu, "last_commit": last_commit}
+
+
 ROLES = {"raw": run_raw, "project": run_project, "plain": run_plain, "metrics": run_metrics, "alerts": run_alerts,
-         "naive": run_naive}
+         "naive": run_naive, "member": run_member}
 
 
 def run_role(args: argparse.Namespace) -> None:
-    settings = bench_settings(args.servers, args.topic, fresh_name(args.role), Path(args.db))
+    settings = bench_settings(args.servers, args.topic, args.group or fresh_name(args.role), Path(args.db))
     result = ROLES[args.role](settings, args.count)
-    result |= {"role": args.role, "rate": result["messages"] / result["seconds"], "peak_rss_mib": peak_rss_mib()}
+    result |= {"role": args.role, "rate": result["messages"] / (result["seconds"] or float("inf")),
+               "peak_rss_mib": peak_rss_mib()}
     print(json.dumps(result))
 
 
@@ -252,6 +277,40 @@ def measure(role: str, servers: str, topic: str, count: int, workdir: Path) -> d
     return result
 
 
+def measure_group(members: int, servers: str, topic: str, count: int, workdir: Path) -> dict:
+    """(g): `members` copies of (b) started together in one group, storing into one database; timed from
+    the word to start until the last row's commit, with their CPU added up and the broker's over the run."""
+    database = workdir / f"group-{members}-{fresh_name('db')}.db"
+    db.connect(database).close()  # the schema made once, not raced for by every member
+    command = [sys.executable, __file__, "--role", "member", "--servers", servers, "--topic", topic,
+               "--count", str(count), "--db", str(database), "--group", fresh_name("group")]
+    processes = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                 for _ in range(members)]
+    for process in processes:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    broker_before = process_cpu_seconds(BROKER_PID)
+    started = time.time()
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    outcomes = []
+    for process in processes:
+        output = process.communicate()[0]
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command, output)
+        outcomes.append(json.loads(output.strip().splitlines()[-1]))
+    connection = sqlite3.connect(database)
+    rows = connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+    connection.close()
+    seconds = max(outcome["last_commit"] for outcome in outcomes if outcome["last_commit"]) - started
+    return {"messages": rows, "seconds": seconds, "rate": rows / seconds,
+            "cpu_seconds": sum(outcome["cpu_seconds"] for outcome in outcomes),
+            "broker_cpu_seconds": process_cpu_seconds(BROKER_PID) - broker_before,
+            "peak_rss_mib": max(outcome["peak_rss_mib"] for outcome in outcomes),
+            "stored_by_each": [outcome["messages"] for outcome in outcomes]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=200_000, help="messages produced (default 200,000)")
@@ -262,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-metrics", action="store_true", help="leave out the runs with metrics counted")
     parser.add_argument("--alternations", type=int, default=3,
                         help="rounds of (b), (p) and (b\"), alternately, the median of each kept (default 3)")
+    parser.add_argument("--group-members", type=int, nargs="*", default=[], metavar="K",
+                        help="also run (g) with K consumers in one group and one database, for each K given")
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--servers", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -305,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             results["metrics"]["pair_ratio"] = pairs[len(pairs) // 2]
         if not args.skip_alerts:
             results["alerts"] = measure("alerts", servers, topic, args.messages, Path(workdir))
+        for members in args.group_members:
+            results[f"group{members}"] = measure_group(members, servers, topic, args.messages, Path(workdir))
         if not args.skip_naive:
             results["naive"] = measure("naive", servers, topic, min(args.naive_messages, args.messages),
                                        Path(workdir))
@@ -312,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
               "plain": "(p) plain poll+executemany",
               "metrics": '(b") with metrics counted',
               "alerts": "(b') with 4 alert rules", "naive": "(c) naive, commit per row"}
+    labels |= {f"group{members}": f"(g) {members} in one group" for members in args.group_members}
     for role, result in results.items():
         print(f"{labels[role]:<28} {result['messages']:>9,} msgs {result['seconds']:>8.2f} s "
               f"{result['rate']:>10,.0f} msg/s   peak RSS {result['peak_rss_mib']:.0f} MiB")
@@ -343,6 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     if "alerts" in results:
         print(f"ratio b'/b (alert rules {BENCH_RULES!r}, {results['alerts']['alerts']:,} alerts fired): "
               f"{results['alerts']['rate'] / results['project']['rate']:.2f}")
+    for members in args.group_members:
+        group = results[f"group{members}"]
+        print(f"ratio g/b ({members} consumers in one group and one database vs one consumer): "
+              f"{group['rate'] / results['project']['rate']:.2f}; rows stored by each: "
+              f"{', '.join(f'{stored:,}' for stored in group['stored_by_each'])}")
     if "naive" in results:
         print(f"ratio b/c (stored vs naive):     {results['project']['rate'] / results['naive']['rate']:.1f}")
     return 0

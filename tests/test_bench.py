@@ -24,7 +24,7 @@ def run_bench(kafka_broker, script: str, *args: str) -> str:
 
 def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
     out = run_bench(kafka_broker, "consumer_throughput.py", "--messages", "3000", "--naive-messages", "300",
-                    "--alternations", "1")
+                    "--alternations", "1", "--group-members", "2")
     for label, count in (("(a) raw kafka-python poll", "3,000"), ("(b) stockmon consumer", "3,000"),
                          ("(p) plain poll+executemany", "3,000"), ("(b') with 4 alert rules", "3,000"),
                          ("(c) naive, commit per row", "300")):
@@ -36,6 +36,11 @@ def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
                      r"\s+\(goal: at least 1\.5, never below 1\.1\)", out), out
     assert re.search(r"ratio b/a \(stored vs raw fetch\): \d+\.\d\d", out), out
     assert re.search(r"ratio b/c \(stored vs naive\):\s+\d+\.\d", out), out
+    # Two consumers in one group share the messages and one database: every message stored once between them.
+    assert re.search(r"\(g\) 2 in one group\s+3,000 msgs", out), out
+    shares = re.search(r"ratio g/b \(2 consumers in one group and one database vs one consumer\): \d+\.\d\d; "
+                       r"rows stored by each: ([\d,]+), ([\d,]+)$", out, re.MULTILINE)
+    assert shares and sum(int(share.replace(",", "")) for share in shares.groups()) == 3000, out
     assert re.search(r"ratio b'/b \(alert rules .*, [\d,]+ alerts fired\): \d+\.\d\d", out), out
     assert re.search(r'\(b"\) with metrics counted\s+3,000 msgs', out), out
     assert re.search(r'ratio b"/b \(metrics on vs off, medians, scraped every second\): \d+\.\d\d\d', out), out
