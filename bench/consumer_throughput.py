@@ -55,6 +55,7 @@ from ingest.metrics import ConsumerMetrics
 from ingest.store import QuoteStore
 from service.registry import new_registry
 from streaming.kafka_client import create_consumer, ensure_topic
+from streaming.messages import QuoteRow
 
 
 def run_raw(settings, count: int) -> dict[str, float]:
@@ -177,9 +178,7 @@ def run_naive(settings, count: int) -> dict[str, float]:
     return {"messages": stored, "seconds": elapsed, "cpu_seconds": cpu}
 
 
-QUOTE_FIELDS = ("symbol", "ts", "price", "open", "high", "low", "volume", "change", "change_percent", "trading_day",
-                "source", "fetched_at", "entitlement", "previous_close", "extended_hours_quote",
-                "extended_hours_change", "extended_hours_change_percent")
+QUOTE_FIELDS = QuoteRow._fields  # the message's fields in db.INSERT_QUOTE's column order
 
 
 def run_plain(settings, count: int) -> dict[str, float]:
@@ -220,7 +219,7 @@ def run_member(settings, count: int) -> dict[str, float]:
     start, then stores until the database holds `count` rows (ids run 1..N in a fresh file)."""
     print("ready", flush=True)
     sys.stdin.readline()
-    cpu_started = time.process_time()
+    cpu_started, started = time.process_time(), time.perf_counter()
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
     store = QuoteStore(connection)
@@ -229,10 +228,10 @@ def run_member(settings, count: int) -> dict[str, float]:
         new = project_consumer.poll_and_store(client, store)[1]
         if new:
             stored, last_commit = stored + new, time.time()
-    cpu = time.process_time() - cpu_started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     client.close(autocommit=False)
     connection.close()
-    return {"messages": stored, "seconds": 0.0, "cpu_seconds": cpu, "last_commit": last_commit}
+    return {"messages": stored, "seconds": elapsed, "cpu_seconds": cpu, "last_commit": last_commit}
 
 
 ROLES = {"raw": run_raw, "project": run_project, "plain": run_plain, "metrics": run_metrics, "alerts": run_alerts,
@@ -242,8 +241,7 @@ ROLES = {"raw": run_raw, "project": run_project, "plain": run_plain, "metrics": 
 def run_role(args: argparse.Namespace) -> None:
     settings = bench_settings(args.servers, args.topic, args.group or fresh_name(args.role), Path(args.db))
     result = ROLES[args.role](settings, args.count)
-    result |= {"role": args.role, "rate": result["messages"] / (result["seconds"] or float("inf")),
-               "peak_rss_mib": peak_rss_mib()}
+    result |= {"role": args.role, "rate": result["messages"] / result["seconds"], "peak_rss_mib": peak_rss_mib()}
     print(json.dumps(result))
 
 
@@ -264,12 +262,17 @@ def produce(servers: str, topic: str, count: int) -> float:
 BROKER_PID: int | None = None  # the local broker's, when this run started it
 
 
+def role_command(role: str, servers: str, topic: str, count: int, database: Path) -> list[str]:
+    """This script, run as one contender."""
+    return [sys.executable, __file__, "--role", role, "--servers", servers, "--topic", topic, "--count", str(count),
+            "--db", str(database)]
+
+
 def measure(role: str, servers: str, topic: str, count: int, workdir: Path) -> dict:
     """One contender in its own process, into a database of its own (a second run into the same file
     would find every row stored already); with the broker's CPU over that process's whole run."""
     database = next(path for path in (workdir / f"{role}-{run}.db" for run in range(1, 100)) if not path.exists())
-    command = [sys.executable, __file__, "--role", role, "--servers", servers, "--topic", topic,
-               "--count", str(count), "--db", str(database)]
+    command = role_command(role, servers, topic, count, database)
     broker_before = process_cpu_seconds(BROKER_PID)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
@@ -282,8 +285,7 @@ def measure_group(members: int, servers: str, topic: str, count: int, workdir: P
     the word to start until the last row's commit, with their CPU added up and the broker's over the run."""
     database = workdir / f"group-{members}-{fresh_name('db')}.db"
     db.connect(database).close()  # the schema made once, not raced for by every member
-    command = [sys.executable, __file__, "--role", "member", "--servers", servers, "--topic", topic,
-               "--count", str(count), "--db", str(database), "--group", fresh_name("group")]
+    command = [*role_command("member", servers, topic, count, database), "--group", fresh_name("group")]
     processes = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                  for _ in range(members)]
     for process in processes:
