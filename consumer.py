@@ -1,8 +1,10 @@
 """Store every quote from Kafka in SQLite exactly once.
 
-Each poll batch is validated, written in one SQLite transaction (bad messages set aside in
-`rejected_messages`), and only then are the Kafka offsets committed. A crash at any point
-therefore redelivers at most the last batch, and the unique key on (symbol, ts) absorbs it.
+Each poll batch is validated and written in one SQLite transaction (bad messages set aside in
+`rejected_messages`); its Kafka offsets are committed once that transaction is on disk (the WAL is
+synced beside the storing, so a slow disk delays the offsets, not the quotes). A crash or a power
+cut at any point therefore redelivers only batches not yet synced, and the unique key on
+(symbol, ts) absorbs them.
 The alert rules (ALERT_RULES) are evaluated on each new quote; the alerts they fire are stored in
 the same transaction and then published to the alerts topic.
 
@@ -30,6 +32,7 @@ from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
 from config import Settings, add_common_arguments, settings_epilog, settings_from_args
 from history.housekeeper import Housekeeper
 from history.vacuum import convert_to_incremental
+from ingest.durable_offsets import DurableOffsets, Offsets, next_offsets
 from ingest.metrics import ConsumerMetrics
 from ingest.readiness import ConsumerReadiness
 from ingest.reload import RuleReloader
@@ -56,17 +59,24 @@ from streaming.kafka_client import (
 log = logging.getLogger("consumer")
 
 
-def commit_offsets(consumer: KafkaConsumer, wait: bool = True) -> None:
-    """Commit what was stored. A failure is harmless: those messages come again and are ignored.
+def commit_offsets(consumer: KafkaConsumer, offsets: Offsets | None, wait: bool = True) -> None:
+    """Commit these offsets (None: all the consumer has read). A failure is harmless: those messages
+    come again and are ignored.
 
     In steady state the commit is asynchronous (no round trip per batch); a commit lost to a crash
-    only means a redelivery. The last one, on the way out, waits.
+    only means a redelivery. The last one, on the way out, waits. Offsets of partitions this consumer
+    no longer owns are left out: another member has them now and commits its own.
     """
+    if offsets is not None:
+        owned = consumer.assignment()
+        offsets = {partition: offset for partition, offset in offsets.items() if partition in owned}
+        if not offsets:
+            return
     if not wait:
-        consumer.commit_async(callback=_log_async_commit)
+        consumer.commit_async(offsets, callback=_log_async_commit)
         return
     try:
-        consumer.commit()
+        consumer.commit(offsets)
     except CommitFailedError:
         log.warning("offset commit refused after a group rebalance; the batch will be redelivered "
                     "and ignored as a duplicate")
@@ -80,9 +90,17 @@ def _log_async_commit(offsets: object, result: object) -> None:
         log.debug("asynchronous offset commit failed (%s); a later commit covers it", describe(result))
 
 
-def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int = 500) -> tuple[int, int]:
-    """One cycle: poll a batch, store it (waiting out a lock), then commit its offsets.
-    Returns (messages seen, new rows)."""
+def store_behind_the_disk(connection: sqlite3.Connection, path: str) -> DurableOffsets:
+    """Commits on `connection` return before the disk has them; the DurableOffsets returned (started)
+    syncs them and says which offsets may then be committed."""
+    db.commit_without_fsync(connection)
+    return DurableOffsets(path).start()
+
+
+def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, durable: DurableOffsets,
+                   timeout_ms: int = 500) -> tuple[int, int]:
+    """One cycle: poll a batch, store it (waiting out a lock), and commit the offsets of the batches
+    now on disk (this one's follow once its WAL is synced). Returns (messages seen, new rows)."""
     try:
         batches = consumer.poll(timeout_ms=timeout_ms)
     except KafkaError as exc:
@@ -93,14 +111,15 @@ def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, timeout_ms: int =
         time.sleep(timeout_ms / 1000)
         return 0, 0
     records = [record for partition_records in batches.values() for record in partition_records]
-    if not records:
-        return 0, 0
-    stored = store.store(records)
-    commit_offsets(consumer, wait=False)
+    stored = 0
+    if records:
+        stored = store.store(records)
+        durable.written(next_offsets(records))
+    commit_offsets(consumer, durable.take(), wait=False)
     return len(records), stored
 
 
-def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
+def consume(consumer: KafkaConsumer, store: QuoteStore, durable: DurableOffsets, stop: threading.Event,
             watch: ConnectionWatch, idle_exit: float | None = None,
             between_batches: Callable[[], None] = lambda: None, working: Callable[[], bool] = lambda: False) -> int:
     """Poll, store, commit until stopped (or idle for `idle_exit` seconds); return rows stored.
@@ -113,10 +132,11 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
         beat()
         between_batches()
         try:
-            seen, stored = poll_and_store(consumer, store)
+            seen, stored = poll_and_store(consumer, store, durable)
         except Stopped:
+            # That batch is neither stored nor handed to `durable`: it is read again at the next start.
             log.info("stopped while the database was locked; the batch is read again at the next start")
-            return total  # no offset commit: that batch is not stored
+            break
         fetch_wait.after_poll(seen)
         watch.check(delivered=bool(seen))
         store.between_polls()
@@ -130,7 +150,7 @@ def consume(consumer: KafkaConsumer, store: QuoteStore, stop: threading.Event,
         elif idle_exit is not None and time.monotonic() - last_message >= idle_exit:
             log.info("no message for %.0f s; stopping", idle_exit)
             break
-    commit_offsets(consumer)
+    commit_offsets(consumer, durable.finish())
     return total
 
 
@@ -250,7 +270,10 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
         return ExitCode.OK
     log.info("consuming %s as group %s into %s", settings.topic, settings.group_id, settings.db_path)
     turn = threading.Lock()  # one writer at a time in this process: a batch, or a housekeeping step
-    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics, turn=turn)
+    durable = store_behind_the_disk(connection, settings.db_path)
+    # While a batch waits for another connection's lock, the batches before it on disk are committed.
+    store = QuoteStore(connection, engine, outbox, path=settings.db_path, stop=stop, metrics=metrics, turn=turn,
+                       while_locked=lambda: commit_offsets(consumer, durable.take(), wait=False))
     owner = outbox.owner if outbox else process_identity()
 
     def switch_channels(to: tuple[Channel, ...], routes: Routes) -> None:
@@ -279,12 +302,14 @@ def consume_until_stopped(settings: Settings, args: argparse.Namespace, connecti
             if metrics:
                 metrics.turn(consumer, store.outbox)
 
-        total = consume(consumer, store, stop, watch, args.idle_exit, between_batches, housekeeper.working)
+        total = consume(consumer, store, durable, stop, watch, args.idle_exit, between_batches,
+                        housekeeper.working)
     except db.DatabaseError as exc:
         # Offsets of the failed batch were not committed: it is redelivered after a restart.
         print_error("consumer", str(exc))
         return ExitCode.STORAGE
     finally:
+        durable.stop()  # after finish(), or an error: the offsets not committed come again
         housekeeper.stop()
         if store.delivery:
             store.delivery.stop()

@@ -233,8 +233,8 @@ def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
         connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # WAL lets readers (sqlite3 shell, dashboards) query while the consumer writes.
         connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: each commit is on disk before it returns, so a batch whose Kafka offsets were
-        # committed after it survives a power cut too. One fsync per poll batch, not per row.
+        # FULL: each commit is on disk before it returns. The consumer's own connection relaxes this
+        # (commit_without_fsync) and syncs the WAL itself before committing Kafka offsets.
         connection.execute("PRAGMA synchronous=FULL")
         # A big database's index pages for the symbols being written stay cached (64 MiB at most), and
         # the WAL is copied back into the database every 10,000 pages rather than 1,000: the leaf
@@ -247,6 +247,13 @@ def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot use database {str(path)!r}: {exc}") from None
     return connection
+
+
+def commit_without_fsync(connection: sqlite3.Connection) -> None:
+    """Commits on this connection return once in the WAL, before the disk has them (they are already
+    visible to readers). For a caller that syncs the WAL itself before it relies on them: the consumer
+    commits Kafka offsets only after that (ingest/durable_offsets.py), so a power cut loses nothing."""
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def upgrade(connection: sqlite3.Connection) -> None:

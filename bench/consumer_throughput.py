@@ -83,6 +83,7 @@ def run_project(settings, count: int, rules: str = "", counted: bool = False) ->
         metrics.batch = counting.around(metrics.batch)  # type: ignore[method-assign]
         metrics.turn = counting.around(metrics.turn)  # type: ignore[method-assign]
     store = QuoteStore(connection, engine, metrics=metrics)
+    durable = project_consumer.store_behind_the_disk(connection, settings.db_path)
     scraper = Scraper(registry) if registry else None
     cpu_started = time.process_time()  # this process's CPU, every thread (kafka-python's too)
     started = time.perf_counter()
@@ -91,9 +92,10 @@ def run_project(settings, count: int, rules: str = "", counted: bool = False) ->
     while stored < count:
         if metrics:
             metrics.turn(client, store.outbox)  # as consumer.py does between batches
-        stored += project_consumer.poll_and_store(client, store)[1]
+        stored += project_consumer.poll_and_store(client, store, durable)[1]
         while len(milestones) < 10 * stored // count:
             milestones.append(round(current_rss_mib(), 1))
+    project_consumer.commit_offsets(client, durable.finish())
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     if scraper:
@@ -200,7 +202,7 @@ def run_plain(settings, count: int) -> dict[str, float]:
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(db.INSERT_QUOTE, rows)
         connection.execute("COMMIT")
-        project_consumer.commit_offsets(client, wait=False)
+        project_consumer.commit_offsets(client, None, wait=False)
         seen += len(rows)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
@@ -223,11 +225,13 @@ def run_member(settings, count: int) -> dict[str, float]:
     connection = db.connect(settings.db_path)
     client = create_consumer(settings)
     store = QuoteStore(connection)
+    durable = project_consumer.store_behind_the_disk(connection, settings.db_path)
     stored, last_commit = 0, None
     while (connection.execute("SELECT max(id) FROM stock_prices").fetchone()[0] or 0) < count:
-        new = project_consumer.poll_and_store(client, store)[1]
+        new = project_consumer.poll_and_store(client, store, durable)[1]
         if new:
             stored, last_commit = stored + new, time.time()
+    project_consumer.commit_offsets(client, durable.finish())
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     client.close(autocommit=False)
     connection.close()

@@ -52,8 +52,9 @@ class Pacer:
         self.last = 0.0  # what the last step cost: its hold and its checkpoint
         connection.execute("PRAGMA wal_autocheckpoint = 0")
         # No fsync at each step's commit: a step lost to a power cut is done again by the next round (a purge
-        # deletes again, a roll-up slice and its progress mark go together), and the consumer's next commit
-        # syncs the WAL those steps are in. On a slow disk that fsync was most of a step's hold.
+        # deletes again, a roll-up slice and its progress mark go together), and the consumer's next sync of
+        # the WAL (ingest/durable_offsets.py) takes those steps with it. On a slow disk that fsync was most
+        # of a step's hold.
         connection.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager

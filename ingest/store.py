@@ -63,9 +63,10 @@ def split_batch(records: Iterable[ConsumerRecord], now: datetime) -> tuple[list[
 
 
 def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: object,
-                      warn_every: float = LOCK_WARNING_SECONDS) -> T:
+                      warn_every: float = LOCK_WARNING_SECONDS, waiting: Callable[[], None] = lambda: None) -> T:
     """Run `action` until the database's write lock lets it through, saying every `warn_every` s that
-    it waits. Raise Stopped when asked to stop meanwhile (nothing of the batch is stored or committed)."""
+    it waits and calling `waiting` between tries. Raise Stopped when asked to stop meanwhile (nothing of
+    the batch is stored or committed)."""
     started = time.monotonic()
     warned = 0
     while True:
@@ -74,6 +75,7 @@ def wait_while_locked(action: Callable[[], T], stop: threading.Event, path: obje
         except db.DatabaseBusy:
             if stop.is_set():
                 raise Stopped() from None
+            waiting()
             waited = time.monotonic() - started
             beat()  # waiting out another connection's lock is work, not a stall (/readyz says it)
             if waited >= (warned + 1) * warn_every:
@@ -93,8 +95,10 @@ class QuoteStore:
     def __init__(self, connection: sqlite3.Connection, engine: AlertEngine | None = None,
                  outbox: AlertOutbox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  path: object = "the database", stop: threading.Event | None = None,
-                 metrics: ConsumerMetrics | None = None, turn: AbstractContextManager[object] | None = None) -> None:
+                 metrics: ConsumerMetrics | None = None, turn: AbstractContextManager[object] | None = None,
+                 while_locked: Callable[[], None] = lambda: None) -> None:
         self.connection = connection
+        self.while_locked = while_locked  # between tries at a locked database (the consumer commits offsets)
         self.turn = turn or contextlib.nullcontext()  # shared with the housekeeping (history/pacing.py)
         self.metrics = metrics
         self.path = path
@@ -116,7 +120,7 @@ class QuoteStore:
                 return db.save_batch(self.connection, rows, rejected, alerts,
                                      self.outbox.claim() if self.outbox else None)
 
-        stored = wait_while_locked(save, self.stop, self.path)
+        stored = wait_while_locked(save, self.stop, self.path, waiting=self.while_locked)
         if self.metrics:
             self.metrics.batch(records, len(rows), stored, rejected, alerts, self.engine.rules if self.engine else (),
                                started)
