@@ -32,7 +32,7 @@ from common.cli import ExitCode, install_stop_handlers, print_error, run_guarded
 from config import Settings, add_common_arguments, settings_epilog, settings_from_args
 from history.housekeeper import Housekeeper
 from history.vacuum import convert_to_incremental
-from ingest.durable_offsets import DurableOffsets, Offsets, next_offsets
+from ingest.durable_offsets import CHECKPOINT_SECONDS, DurableOffsets, Offsets, next_offsets
 from ingest.metrics import ConsumerMetrics
 from ingest.readiness import ConsumerReadiness
 from ingest.reload import RuleReloader
@@ -92,9 +92,9 @@ def _log_async_commit(offsets: object, result: object) -> None:
 
 def store_behind_the_disk(connection: sqlite3.Connection, path: str) -> DurableOffsets:
     """Commits on `connection` return before the disk has them; the DurableOffsets returned (started)
-    syncs them and says which offsets may then be committed."""
+    syncs them, says which offsets may then be committed, and checkpoints the WAL."""
     db.commit_without_fsync(connection)
-    return DurableOffsets(path).start()
+    return DurableOffsets(path, checkpoint_every=CHECKPOINT_SECONDS).start()
 
 
 def poll_and_store(consumer: KafkaConsumer, store: QuoteStore, durable: DurableOffsets,

@@ -251,9 +251,11 @@ def connect(path: str | Path, busy_timeout: float = 30) -> sqlite3.Connection:
 
 def commit_without_fsync(connection: sqlite3.Connection) -> None:
     """Commits on this connection return once in the WAL, before the disk has them (they are already
-    visible to readers). For a caller that syncs the WAL itself before it relies on them: the consumer
-    commits Kafka offsets only after that (ingest/durable_offsets.py), so a power cut loses nothing."""
+    visible to readers), and never run a checkpoint. For a caller that syncs the WAL and checkpoints
+    elsewhere: the consumer commits Kafka offsets only after its sync (ingest/durable_offsets.py), so a
+    power cut loses nothing."""
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def upgrade(connection: sqlite3.Connection) -> None:

@@ -8,7 +8,9 @@ moment each row becomes visible. A run first sends at the rate for --warmup seco
 then measures for --seconds. The runs share one broker. Each run also says where its slowest 1% of
 quotes spent their time: until the broker appended them, until the consumer wrote their rows (the
 fetch, the decoding, and waiting while the batch before was stored), and until the commit was seen.
-With --busy-cores N the runs are repeated while N other processes each keep a core busy.
+With --busy-cores N the runs are repeated while N other processes each keep a core busy, and with
+--busy-disk while another process writes files beside the database and syncs the disk, round after
+round (a package unpacked, a backup: a service's disk is shared too).
 
 After the runs: the latency of a single quote sent to an idle consumer (the case a real feed
 mostly is), and what an idle consumer costs: its fetch requests per second and its CPU.
@@ -17,6 +19,7 @@ mostly is), and what an idle consumer costs: its fetch requests per second and i
     python bench/e2e_latency.py --rate 5000 --seconds 20
     python bench/e2e_latency.py --runs 1 --rate 500 --seconds 10 --idle-quotes 5
     python bench/e2e_latency.py --busy-cores 1             # 5 runs, then 5 with one core taken
+    python bench/e2e_latency.py --busy-disk                # 5 runs, then 5 beside a disk writer
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -118,6 +122,9 @@ def watch_commits(db_path: Path, after_id: int = 0) -> None:
 # at send(), the broker when it appended the record (a LogAppendTime topic), SQLite when the consumer
 # inserted its row (`ingested_at`: after the decoding, inside the batch's transaction), the watcher
 # when the committed row became visible.
+# --busy-disk: each round writes this many files of this size beside the database, then syncs the disk.
+DISK_LOAD_FILES = 256
+DISK_LOAD_FILE_BYTES = 1 << 20
 STAGES = ("send -> broker", "broker -> row written", "row written -> committed and seen")
 
 
@@ -280,9 +287,38 @@ def busy_cores(count: int) -> Iterator[None]:
     try:
         yield
     finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
+        stop_all(hogs)
+
+
+@contextmanager
+def busy_disk(workdir: Path) -> Iterator[None]:
+    """Another process writing files beside the database and flushing them to disk, round after round
+    (what a package being unpacked, a backup or a build does to the disk)."""
+    folder = workdir / "disk-load"
+    writer = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--write-load", str(folder)])
+    try:
+        yield
+    finally:
+        stop_all([writer])
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def write_load(folder: Path, files: int = DISK_LOAD_FILES, size: int = DISK_LOAD_FILE_BYTES) -> None:
+    """Round after round: write `files` files of `size` bytes (the same seeded bytes each round), flush
+    every dirty page of the machine to disk (sync), remove them."""
+    chunk = random.Random(26).randbytes(size)
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(files):
+            (folder / f"file-{index:04d}").write_bytes(chunk)
+        os.sync()
+        shutil.rmtree(folder)
 
 
 def measure_runs(servers: str, workdir: Path, args: argparse.Namespace, label: str) -> list[Run]:
@@ -367,31 +403,45 @@ def main(argv: list[str] | None = None) -> int:
                         help="single quotes sent to an idle consumer, one at a time (default 20; 0: skip)")
     parser.add_argument("--busy-cores", type=int, default=0, metavar="N",
                         help="then the same runs again while N other processes each keep a core busy (default 0)")
+    parser.add_argument("--busy-disk", action="store_true",
+                        help="then the same runs again while another process writes files beside the database "
+                             f"and syncs the disk, round after round ({DISK_LOAD_FILES} x "
+                             f"{DISK_LOAD_FILE_BYTES >> 20} MiB a round)")
     parser.add_argument("--watch", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--write-load", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--after-id", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.watch:
         watch_commits(args.watch, args.after_id)
         return 0
+    if args.write_load:
+        write_load(args.write_load)
+        return 0
 
     loaded: list[Run] = []
+    disk_loaded: list[Run] = []
     with broker() as servers, tempfile.TemporaryDirectory(prefix="stockmon-bench-") as workdir:
         runs = measure_runs(servers, Path(workdir), args, "")
         if args.busy_cores:
             with busy_cores(args.busy_cores):
                 loaded = measure_runs(servers, Path(workdir), args, f"{args.busy_cores} busy core(s): ")
+        if args.busy_disk:
+            with busy_disk(Path(workdir)):
+                disk_loaded = measure_runs(servers, Path(workdir), args, "disk busy: ")
         if args.idle_quotes:
             idle, cpu_share = measure_idle(servers, Path(workdir), args.idle_quotes, idle_seconds=5)
             fetches_per_second, hold_ms = idle_fetch_rate(servers, Path(workdir), seconds=5)
     print(summary(runs, args.rate, ""))
     if loaded:
         print(summary(loaded, args.rate, f"with {args.busy_cores} busy core(s): "))
+    if disk_loaded:
+        print(summary(disk_loaded, args.rate, "with the disk busy: "))
     if args.idle_quotes:
         print(f"a single quote to an idle consumer (ms): median {statistics.median(idle):.1f} of {len(idle)}, "
               f"max {max(idle):.1f}")
         print(f"an idle consumer: {fetches_per_second:.1f} fetch requests/s to its broker (each held "
               f"{hold_ms:.0f} ms), {cpu_share * 100:.1f}% of a core")
-    lost = sum(run.sent - len(run.latencies) for run in runs + loaded)
+    lost = sum(run.sent - len(run.latencies) for run in runs + loaded + disk_loaded)
     if args.idle_quotes:
         lost += args.idle_quotes - len(idle)
     return 0 if not lost else 1

@@ -6,14 +6,17 @@ of batches written before that fsync began. A power cut can still undo the last 
 never told about them, so they are fetched and stored again: nothing is lost, as with an fsync in
 every commit. What changes is who waits for a slow fsync. Another process flushing its writes (a
 package unpacked, a backup, `sync`) can hold an fsync for hundreds of milliseconds; measured with
-bench/e2e_latency.py --busy-disk, each quote waited behind it (p99 230-360 ms) while it was in the
-commit, and only the offsets do now.
+bench/e2e_latency.py --busy-disk, each quote waited behind it while it was in the commit, and only the
+offsets do now. For the same reason this thread also copies the WAL back into the database (a
+checkpoint, which syncs both files), every CHECKPOINT_SECONDS, instead of the commit that crosses
+SQLite's page count.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +32,7 @@ log = logging.getLogger("consumer")
 
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 SLOW_SYNC_SECONDS = 1.0  # an fsync longer than this is logged: the offsets (not the quotes) waited that long
+CHECKPOINT_SECONDS = 5.0  # the WAL holds about this long of writes (a few MB at 1,000 quotes a second)
 
 
 def next_offsets(records: Iterable[ConsumerRecord]) -> Offsets:
@@ -57,10 +61,15 @@ class DurableOffsets:
     """Offsets of stored batches, handed back once the WAL they were written to is on disk."""
 
     def __init__(self, database: str | Path, sync: Callable[[Path], None] = fsync_file,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, checkpoint_every: float | None = None) -> None:
+        """`checkpoint_every`: seconds between this thread's checkpoints (None: SQLite's own, in a commit)."""
+        self.database = database
         self.wal = Path(f"{database}-wal")
         self._sync = sync
         self._clock = clock
+        self._checkpoint_every = checkpoint_every
+        self._last_checkpoint = clock()
+        self._checkpointer: sqlite3.Connection | None = None  # this thread's own, opened at the first checkpoint
         self._changed = threading.Condition()
         self._written: Offsets = {}  # stored, not yet known to be on disk
         self._durable: Offsets = {}  # on disk, not yet taken for a commit
@@ -103,13 +112,34 @@ class DurableOffsets:
         return self.take()
 
     def _run(self) -> None:
-        while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._written or self._stopping)
-                if self._stopping:
+        try:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._written or self._stopping)
+                    if self._stopping:
+                        return
+                if not self._sync_pending():
                     return
-            if not self._sync_pending():
-                return
+                if self._checkpoint_due():
+                    self._checkpoint()
+        finally:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+
+    def _checkpoint_due(self) -> bool:
+        every = self._checkpoint_every
+        return every is not None and self._clock() - self._last_checkpoint >= every
+
+    def _checkpoint(self) -> None:
+        """Copy what the WAL holds back into the database (PASSIVE: without waiting for readers or the writer).
+        One that cannot run now (another connection checkpoints) is left to the next round."""
+        self._last_checkpoint = self._clock()
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.database, isolation_level=None, timeout=0)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.debug("checkpoint of %s not done this round: %s", self.database, exc)
 
     def _sync_pending(self) -> bool:
         """Sync the WAL and move what was written before the sync began to the durable offsets."""

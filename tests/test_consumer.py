@@ -7,6 +7,7 @@ import logging
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -148,6 +149,36 @@ def test_an_unusable_database_is_one_line_and_exit_3(kafka_broker, topic, standi
                         timeout=30)
     assert result.returncode == 3
     assert result.stderr == f"consumer: error: cannot use database '{corrupt}': file is not a database\n"
+
+
+def test_a_wal_that_cannot_be_synced_is_one_line_exit_3_and_nothing_lost(kafka_broker, topic, standin, tmp_path):
+    db_path = tmp_path / "stocks.db"
+    wal = Path(f"{db_path}-wal")
+    env = pipeline_env(kafka_broker, topic, standin, db_path)
+    log_path = tmp_path / "consumer.log"
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    with running(start_script("consumer.py", env=env, log_path=log_path)) as consumer:
+        producer.send(topic, key=b"IBM", value=good(0))
+        producer.flush()
+        deadline = time.monotonic() + 60
+        while "stored 1 new quote" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        wal.unlink()  # a clean-up job that took it for a temporary file: what is stored next cannot be synced
+        for minute in range(1, 11):
+            producer.send(topic, key=b"IBM", value=good(minute))
+        producer.flush()
+        assert consumer.wait(30) == 3, log_path.read_text()
+    log = log_path.read_text()
+    assert (f"consumer: error: cannot sync {wal}: No such file or directory; the batches stored since the last "
+            "sync come again at the next start\n") in log
+    assert "Traceback" not in log
+
+    rest = run_script("consumer.py", "--idle-exit", "3", env=env)
+    assert rest.returncode == 0, rest.stderr
+    connection = sqlite3.connect(db_path)
+    assert connection.execute("SELECT count(*) FROM stock_prices").fetchone()[0] == 11
+    connection.close()
+    assert committed_and_end(kafka_broker.bootstrap_servers, topic, f"{topic}-group") == (11, 11)
 
 
 def test_the_batch_line_prints_prices_as_stored():

@@ -173,3 +173,39 @@ def test_a_failed_sync_stops_the_commits_and_is_a_storage_error(tmp_path):
             durable.finish()  # no offset is handed back on the way out either
     finally:
         durable.stop()
+
+
+def rows_in_the_database_file_alone(path: Path, copy: Path) -> int:
+    """Rows the main file holds without its WAL: what checkpoints have copied back (none, nor the table,
+    before the first)."""
+    copy.write_bytes(path.read_bytes())
+    reader = sqlite3.connect(copy)
+    try:
+        if not reader.execute("SELECT 1 FROM sqlite_master WHERE name = 'stock_prices'").fetchall():
+            return 0
+        return reader.execute("SELECT count(*) FROM stock_prices").fetchone()[0]
+    finally:
+        reader.close()
+
+
+def test_the_thread_checkpoints_the_wal_and_the_commits_do_not(tmp_path):
+    path = tmp_path / "stocks.db"
+    connection = db.connect(path)
+    db.commit_without_fsync(connection)
+    store = QuoteStore(connection)
+    feed = [record(0, offset) for offset in range(100)]
+    feed = [ConsumerRecord(*item[:7], quote_message(100 + index, index % 60, f"S{index}"), *item[8:])
+            for index, item in enumerate(feed)]
+    for checkpoint_every, expected in ((None, 0), (0.0, 100)):
+        durable = DurableOffsets(path, checkpoint_every=checkpoint_every).start()
+        try:
+            connection.execute("DELETE FROM stock_prices")
+            store.store(feed)
+            durable.written(next_offsets(feed))
+            assert taken_within(durable) == {0: 100}
+            durable.written(next_offsets(feed))  # one more round: its checkpoint follows the sync just taken
+            assert taken_within(durable) == {0: 100}
+        finally:
+            durable.stop()
+        assert rows_in_the_database_file_alone(path, tmp_path / "copy.db") == expected
+    connection.close()
