@@ -122,9 +122,8 @@ def watch_commits(db_path: Path, after_id: int = 0) -> None:
 # at send(), the broker when it appended the record (a LogAppendTime topic), SQLite when the consumer
 # inserted its row (`ingested_at`: after the decoding, inside the batch's transaction), the watcher
 # when the committed row became visible.
-# --busy-disk: each round writes this many files of this size beside the database, then syncs the disk.
-DISK_LOAD_FILES = 256
-DISK_LOAD_FILE_BYTES = 1 << 20
+# --busy-disk: each round writes --disk-load-mib files of 1 MiB beside the database, then syncs the disk.
+DISK_LOAD_MIB = 256
 STAGES = ("send -> broker", "broker -> row written", "row written -> committed and seen")
 
 
@@ -291,16 +290,20 @@ def busy_cores(count: int) -> Iterator[None]:
 
 
 @contextmanager
-def busy_disk(workdir: Path) -> Iterator[None]:
+def busy_disk(workdir: Path, mib: int) -> Iterator[list[int]]:
     """Another process writing files beside the database and flushing them to disk, round after round
-    (what a package being unpacked, a backup or a build does to the disk)."""
-    folder = workdir / "disk-load"
-    writer = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--write-load", str(folder)])
+    (what a package being unpacked, a backup or a build does to the disk). Yields a list that holds,
+    once the block ends, the number of rounds the writer finished."""
+    folder, rounds = workdir / "disk-load", workdir / "disk-load-rounds"
+    writer = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--write-load", str(folder),
+                               "--disk-load-mib", str(mib)])
+    finished: list[int] = []
     try:
-        yield
+        yield finished
     finally:
         stop_all([writer])
         shutil.rmtree(folder, ignore_errors=True)
+        finished.append(int(rounds.read_text()) if rounds.exists() else 0)
 
 
 def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -309,16 +312,20 @@ def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait()
 
 
-def write_load(folder: Path, files: int = DISK_LOAD_FILES, size: int = DISK_LOAD_FILE_BYTES) -> None:
-    """Round after round: write `files` files of `size` bytes (the same seeded bytes each round), flush
-    every dirty page of the machine to disk (sync), remove them."""
-    chunk = random.Random(26).randbytes(size)
+def write_load(folder: Path, mib: int) -> None:
+    """Round after round: write `mib` files of 1 MiB (the same seeded bytes each round), flush every dirty
+    page of the machine to disk (sync), remove them, and count the round in a file beside the folder."""
+    chunk = random.Random(26).randbytes(1 << 20)
+    rounds = folder.with_name(folder.name + "-rounds")
+    done = 0
     while True:
         folder.mkdir(parents=True, exist_ok=True)
-        for index in range(files):
+        for index in range(mib):
             (folder / f"file-{index:04d}").write_bytes(chunk)
         os.sync()
         shutil.rmtree(folder)
+        done += 1
+        rounds.write_text(str(done))
 
 
 def measure_runs(servers: str, workdir: Path, args: argparse.Namespace, label: str) -> list[Run]:
@@ -405,8 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="then the same runs again while N other processes each keep a core busy (default 0)")
     parser.add_argument("--busy-disk", action="store_true",
                         help="then the same runs again while another process writes files beside the database "
-                             f"and syncs the disk, round after round ({DISK_LOAD_FILES} x "
-                             f"{DISK_LOAD_FILE_BYTES >> 20} MiB a round)")
+                             "and syncs the disk, round after round")
+    parser.add_argument("--disk-load-mib", type=int, default=DISK_LOAD_MIB, metavar="MIB",
+                        help=f"what --busy-disk writes a round, in files of 1 MiB (default {DISK_LOAD_MIB})")
     parser.add_argument("--watch", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--write-load", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--after-id", type=int, default=0, help=argparse.SUPPRESS)
@@ -415,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_commits(args.watch, args.after_id)
         return 0
     if args.write_load:
-        write_load(args.write_load)
+        write_load(args.write_load, args.disk_load_mib)
         return 0
 
     loaded: list[Run] = []
@@ -426,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             with busy_cores(args.busy_cores):
                 loaded = measure_runs(servers, Path(workdir), args, f"{args.busy_cores} busy core(s): ")
         if args.busy_disk:
-            with busy_disk(Path(workdir)):
+            with busy_disk(Path(workdir), args.disk_load_mib) as disk_rounds:
                 disk_loaded = measure_runs(servers, Path(workdir), args, "disk busy: ")
         if args.idle_quotes:
             idle, cpu_share = measure_idle(servers, Path(workdir), args.idle_quotes, idle_seconds=5)
@@ -436,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(loaded, args.rate, f"with {args.busy_cores} busy core(s): "))
     if disk_loaded:
         print(summary(disk_loaded, args.rate, "with the disk busy: "))
+        print(f"the disk writer finished {disk_rounds[0]:,} round(s) of {args.disk_load_mib:,} MiB (written, "
+              "synced, removed)")
     if args.idle_quotes:
         print(f"a single quote to an idle consumer (ms): median {statistics.median(idle):.1f} of {len(idle)}, "
               f"max {max(idle):.1f}")

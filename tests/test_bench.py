@@ -50,10 +50,10 @@ def test_consumer_throughput_reports_rates_and_ratios(kafka_broker):
 
 
 def test_latency_reports_each_run_its_tail_stages_the_worst_p99_an_idle_quote_and_the_idle_load(kafka_broker):
-    out = run_bench(kafka_broker, "e2e_latency.py", "--runs", "1", "--busy-cores", "1", "--rate", "200",
-                    "--seconds", "2", "--warmup", "1", "--idle-quotes", "3")
+    out = run_bench(kafka_broker, "e2e_latency.py", "--runs", "1", "--busy-cores", "1", "--busy-disk",
+                    "--disk-load-mib", "4", "--rate", "200", "--seconds", "2", "--warmup", "1", "--idle-quotes", "3")
     stage = r"-?[\d.]+"
-    for label in ("", "1 busy core\\(s\\): "):
+    for label in ("", "1 busy core\\(s\\): ", "disk busy: "):
         run = re.search(rf"^{label}run 1: offered [\d,]+ msg/s for 2 s: 400 of 400 rows committed; send -> committed "
                         rf"row \(ms\): p50 [\d.]+\s+p95 [\d.]+\s+p99 [\d.]+\s+max ([\d.]+); slowest 1%: "
                         rf"send -> broker ({stage}), broker -> row written ({stage}), "
@@ -61,9 +61,12 @@ def test_latency_reports_each_run_its_tail_stages_the_worst_p99_an_idle_quote_an
         assert run, out
         # The stages of the slowest quotes add up to their latency, which is at most the run's max.
         assert 0 < sum(float(run.group(index)) for index in (2, 3, 4)) <= float(run.group(1)) + 0.01, out
-    for label in ("", "with 1 busy core\\(s\\): "):
+    for label in ("", "with 1 busy core\\(s\\): ", "with the disk busy: "):
         assert re.search(rf"^{label}p99 over 1 run\(s\) at 200 msg/s \(ms\): worst [\d.]+, median [\d.]+, each [\d.]+$",
                          out, re.MULTILINE), out
+    rounds = re.search(r"^the disk writer finished ([\d,]+) round\(s\) of 4 MiB \(written, synced, removed\)$", out,
+                       re.MULTILINE)
+    assert rounds and int(rounds.group(1).replace(",", "")) >= 1, out
     assert re.search(r"^a single quote to an idle consumer \(ms\): median [\d.]+ of 3, max [\d.]+$", out, re.MULTILINE), out
     # The default hold of 50 ms: about 20 empty fetches a second (an answer during the join may come sooner).
     fetches = re.search(r"^an idle consumer: ([\d.]+) fetch requests/s to its broker \(each held (\d+) ms\), "
