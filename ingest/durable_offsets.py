@@ -62,7 +62,8 @@ class DurableOffsets:
 
     def __init__(self, database: str | Path, sync: Callable[[Path], None] = fsync_file,
                  clock: Callable[[], float] = time.monotonic, checkpoint_every: float | None = None) -> None:
-        """`checkpoint_every`: seconds between this thread's checkpoints (None: SQLite's own, in a commit)."""
+        """`checkpoint_every`: seconds between this thread's checkpoints (None: it runs none, and the
+        connections' own setting decides; db.commit_without_fsync turns the consumer's off)."""
         self.database = database
         self.wal = Path(f"{database}-wal")
         self._sync = sync
