@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import faulthandler
 import logging
 import signal
 import sys
@@ -31,13 +32,17 @@ def print_error(prog: str, message: str) -> None:
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
-    """SIGINT (Ctrl-C) and SIGTERM both ask for a clean stop: finish the current step, then exit 0."""
+    """SIGINT (Ctrl-C) and SIGTERM both ask for a clean stop: finish the current step, then exit 0.
+
+    SIGUSR1 writes every thread's stack to stderr (the log) and carries on: what a script that seems
+    stuck is doing, without stopping it. Only files, lines and function names, never a value."""
 
     def request_stop(signum: int, frame: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def run_guarded(prog: str, secrets: Iterable[str], body: Callable[[], int]) -> int:

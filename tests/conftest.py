@@ -144,18 +144,39 @@ def start_script(script: str, *args: str, env: dict[str, str], log_path: Path) -
     """Start a script in the background, its stderr going to log_path."""
     command = [sys.executable, str(PROJECT_DIR / script), "--env-file", os.devnull, *args]
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+    process.log_path = log_path  # type: ignore[attr-defined]  # for running()'s report of a failed test
+    return process
 
 
 @contextlib.contextmanager
 def running(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    """Make sure a background script is gone when the test ends, whatever happened."""
+    """Make sure a background script is gone when the test ends, whatever happened. When the test fails
+    with the script still running (a stop that never came, say), print its threads' stacks and the end of
+    its log first: pytest shows them with the failure, even from a CI machine that is gone since."""
     try:
         yield process
+    except BaseException:
+        if process.poll() is None:
+            print_stacks_and_log(process)
+        raise
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def print_stacks_and_log(process: subprocess.Popen[bytes], lines: int = 120) -> None:
+    """Ask a running script for its threads' stacks (SIGUSR1, common/cli.py) and print its log's last lines."""
+    log_path: Path | None = getattr(process, "log_path", None)
+    if log_path is None:
+        return
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)  # the dump is written by the script's signal handler
+    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    print(f"--- {' '.join(map(str, process.args[1:2]))} (pid {process.pid}) was still running; its stacks and the "  # type: ignore[index]
+          f"last {len(tail)} lines of {log_path.name}:")
+    print("\n".join(tail))
 
 
 def pipeline_env(broker: Broker, topic: str, standin: AlphaVantageStandIn, db_path: Path,
