@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,8 +32,16 @@ def print_error(prog: str, message: str) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def install_stop_handlers(stop: threading.Event) -> None:
     """SIGINT (Ctrl-C) and SIGTERM both ask for a clean stop: finish the current step, then exit 0.
+
+    The stop is also set from a thread that reads the signal's number from a wakeup pipe, which
+    CPython's own C handler writes at once. A Python-level handler runs only when the main thread
+    next checks for pending signals, and in two CI runs a producer's main thread went on looping for
+    10 and 15 s after a SIGTERM without ever running it (its stacks showed the loop, stop never set).
 
     SIGUSR1 writes every thread's stack to stderr (the log) and carries on: what a script that seems
     stuck is doing, without stopping it. Only files, lines and function names, never a value."""
@@ -40,9 +49,23 @@ def install_stop_handlers(stop: threading.Event) -> None:
     def request_stop(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=_stop_on_wakeup, args=(read_end, stop), name="stop-signals", daemon=True).start()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def _stop_on_wakeup(read_end: int, stop: threading.Event) -> None:
+    """Set `stop` as soon as a stop signal's number arrives on the wakeup pipe (other signals pass)."""
+    while True:
+        received = os.read(read_end, 64)
+        if not received:
+            return
+        if any(signum in received for signum in STOP_SIGNALS):
+            stop.set()
 
 
 def run_guarded(prog: str, secrets: Iterable[str], body: Callable[[], int]) -> int:
