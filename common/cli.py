@@ -40,8 +40,8 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
     The stop is also set from a thread that reads the signal's number from a wakeup pipe, which
     CPython's own C handler writes at once. A Python-level handler runs only when the main thread
-    next checks for pending signals, and in two CI runs a producer's main thread went on looping for
-    10 and 15 s after a SIGTERM without ever running it (its stacks showed the loop, stop never set).
+    next checks for pending signals, and in two CI runs a producer did not stop 10 and 15 s after a
+    SIGTERM (in the one that printed its stacks, the main thread was in its poll loop, stop never set).
 
     SIGUSR1 writes every thread's stack to stderr (the log) and carries on: what a script that seems
     stuck is doing, without stopping it. Only files, lines and function names, never a value."""
