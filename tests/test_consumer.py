@@ -7,6 +7,7 @@ import logging
 import signal
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,20 @@ def test_an_unusable_database_is_one_line_and_exit_3(kafka_broker, topic, standi
     assert result.stderr == f"consumer: error: cannot use database '{corrupt}': file is not a database\n"
 
 
+def send_minutes(producer: KafkaProducer, topic: str, minutes: Iterable[int]) -> None:
+    for minute in minutes:
+        producer.send(topic, key=b"IBM", value=good(minute))
+    producer.flush()
+
+
+def send_and_wait_until_stored(producer: KafkaProducer, topic: str, log_path: Path) -> None:
+    """IBM's quote of minute 0, waited for (up to 60 s) until the running consumer says it stored it."""
+    send_minutes(producer, topic, [0])
+    deadline = time.monotonic() + 60
+    while "stored 1 new quote" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def test_a_wal_that_cannot_be_synced_is_one_line_exit_3_and_nothing_lost(kafka_broker, topic, standin, tmp_path):
     db_path = tmp_path / "stocks.db"
     wal = Path(f"{db_path}-wal")
@@ -158,15 +173,9 @@ def test_a_wal_that_cannot_be_synced_is_one_line_exit_3_and_nothing_lost(kafka_b
     log_path = tmp_path / "consumer.log"
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
     with running(start_script("consumer.py", env=env, log_path=log_path)) as consumer:
-        producer.send(topic, key=b"IBM", value=good(0))
-        producer.flush()
-        deadline = time.monotonic() + 60
-        while "stored 1 new quote" not in log_path.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        send_and_wait_until_stored(producer, topic, log_path)
         wal.unlink()  # a clean-up job that took it for a temporary file: what is stored next cannot be synced
-        for minute in range(1, 11):
-            producer.send(topic, key=b"IBM", value=good(minute))
-        producer.flush()
+        send_minutes(producer, topic, range(1, 11))
         assert consumer.wait(30) == 3, log_path.read_text()
     log = log_path.read_text()
     assert (f"consumer: error: cannot sync {wal}: No such file or directory; the batches stored since the last "
@@ -197,16 +206,10 @@ def test_a_write_lock_held_past_30_s_is_waited_out_with_a_warning_and_nothing_lo
     log_path = tmp_path / "consumer.log"
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
     with running(start_script("consumer.py", env=env, log_path=log_path)) as consumer:
-        producer.send(topic, key=b"IBM", value=good(0))
-        producer.flush()
-        deadline = time.monotonic() + 60
-        while "stored 1 new quote" not in log_path.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        send_and_wait_until_stored(producer, topic, log_path)
         shell = sqlite3.connect(db_path, isolation_level=None)  # as a sqlite3 shell left in a transaction
         shell.execute("BEGIN IMMEDIATE")
-        for minute in range(1, 11):
-            producer.send(topic, key=b"IBM", value=good(minute))
-        producer.flush()
+        send_minutes(producer, topic, range(1, 11))
         time.sleep(34)
         assert consumer.poll() is None, log_path.read_text()
         committed, end = committed_and_end(kafka_broker.bootstrap_servers, topic, f"{topic}-group")
