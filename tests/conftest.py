@@ -174,8 +174,9 @@ def print_stacks_and_log(process: subprocess.Popen[bytes], lines: int = 120) -> 
     process.send_signal(signal.SIGUSR1)
     time.sleep(1.0)  # the dump is written by the script's signal handler
     tail = log_path.read_text(errors="replace").splitlines()[-lines:]
-    print(f"--- {' '.join(map(str, process.args[1:2]))} (pid {process.pid}) was still running; its stacks and the "  # type: ignore[index]
-          f"last {len(tail)} lines of {log_path.name}:")
+    script = process.args[1]  # type: ignore[index]  # start_script's [python, script, ...]
+    print(f"--- {script} (pid {process.pid}) was still running; its stacks and the last {len(tail)} lines of "
+          f"{log_path.name}:")
     print("\n".join(tail))
 
 
